@@ -3,7 +3,41 @@
 Public names: `Agent`, `Environment`, `Runner`, `KerasRLError`.
 """
 
-from kerasrl.errors import KerasRLError
+import importlib.util
+import os
+
+
+def _select_backend() -> None:
+    """Picks an installed Keras backend when the user has not chosen one.
+
+    Keras uses `KERAS_BACKEND`, else the backend in `~/.keras/keras.json`,
+    else TensorFlow. When the backend it would pick is not installed (e.g.
+    after `pip install kerasrl[jax]`), use the first installed of JAX,
+    PyTorch and TensorFlow instead. An explicit `KERAS_BACKEND` is never
+    overridden.
+    """
+    if "KERAS_BACKEND" in os.environ:
+        return
+    configured = "tensorflow"
+    keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    try:
+        import json
+
+        with open(os.path.join(keras_home, "keras.json"), encoding="utf-8") as file:
+            configured = json.load(file).get("backend", configured)
+    except (OSError, ValueError):
+        pass
+    if importlib.util.find_spec(configured) is not None:
+        return
+    for name in ("jax", "torch", "tensorflow"):
+        if importlib.util.find_spec(name) is not None:
+            os.environ["KERAS_BACKEND"] = name
+            return
+
+
+_select_backend()
+
+from kerasrl.errors import KerasRLError  # noqa: E402
 
 __version__ = "0.1.0"
 

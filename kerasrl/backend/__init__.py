@@ -1,0 +1,48 @@
+"""Backend-specific execution: compiled functions and gradient steps.
+
+Everything that differs between JAX, TensorFlow and PyTorch lives in one
+small module per backend (`jax.py`, `tensorflow.py`, `torch.py`) with the same
+public names:
+
+- `Engine(variables)`: owns the state of a set of Keras variables (all the
+  variables of an agent: networks, optimizers, seed generators) and compiles
+  functions over them with `engine.function(fn, sync=...)`. Inside a compiled
+  function, code reads and assigns Keras variables as usual.
+- `gradient_step(loss_fn, optimizer, variables, *args)`: inside a compiled
+  function, computes `loss, aux = loss_fn(*args)`, its gradients with respect
+  to `variables` and applies them with the Keras `optimizer`. Returns
+  `(loss, aux, grads)`.
+- `fori_loop(lower, upper, body, init)`: like `keras.ops.fori_loop`, but
+  variable updates made by `body` are carried through the loop (JAX needs
+  this, the others delegate to `keras.ops.fori_loop`).
+
+The shared code (agents, losses, distributions) only uses `keras.ops` and
+`keras.random`, and calls these three names.
+"""
+
+from __future__ import annotations
+
+import keras
+
+_BACKEND = keras.backend.backend()
+
+if _BACKEND == "jax":
+    from kerasrl.backend.jax import Engine, fori_loop, gradient_step
+elif _BACKEND == "tensorflow":
+    from kerasrl.backend.tensorflow import Engine, fori_loop, gradient_step
+elif _BACKEND == "torch":
+    from kerasrl.backend.torch import Engine, fori_loop, gradient_step
+else:  # pragma: no cover - numpy/openvino cannot train
+    from kerasrl.errors import ArgumentError
+
+    raise ArgumentError.invalid(
+        "KERAS_BACKEND", "'jax', 'tensorflow' or 'torch'", _BACKEND
+    )
+
+
+def name() -> str:
+    """The name of the active Keras backend."""
+    return _BACKEND
+
+
+__all__ = ["Engine", "gradient_step", "fori_loop", "name"]

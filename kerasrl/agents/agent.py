@@ -1,0 +1,573 @@
+"""The `Agent` base class: creation, act/observe bookkeeping, fit/evaluate.
+
+Subclasses implement `_act_batch` (compute actions for a batch of states) and
+`_observe_batch` (store the outcome, maybe update). Everything a user touches
+(argument checking, batching, parallel slots, counters, Keras-style `fit`)
+lives here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from kerasrl import registry
+from kerasrl.agents.io import StateParser, format_actions
+from kerasrl.errors import ArgumentError, CallOrderError, InputError, UnknownTypeError
+from kerasrl.specs import Specs, check_action_specs_bounds
+
+logger = logging.getLogger("kerasrl")
+
+# Agent registry: filled lazily to avoid importing every algorithm up front.
+AGENTS: dict[str, str] = {
+    "ppo": "kerasrl.agents.ppo.PPO",
+    "proximal_policy_optimization": "kerasrl.agents.ppo.PPO",
+    "random": "kerasrl.agents.simple.RandomAgent",
+    "constant": "kerasrl.agents.simple.ConstantAgent",
+}
+PLANNED_AGENTS = (
+    "vpg", "reinforce", "ac", "a2c", "trpo", "dqn", "double_dqn", "ddqn", "dueling_dqn",
+    "dpg", "ddpg", "td3", "sac", "tensorforce", "default",
+)
+
+CONFIG_KEYS = {
+    "name": "agent",
+    "seed": None,
+    "device": None,
+    "buffer_observe": None,
+    "enable_int_action_masking": True,
+    "create_tf_assertions": None,
+    "create_debug_assertions": None,
+    "eager_mode": None,
+    "tf_log_level": None,
+}
+IGNORED_CONFIG_KEYS = (
+    "device", "buffer_observe", "create_tf_assertions", "create_debug_assertions",
+    "eager_mode", "tf_log_level",
+)
+FUTURE_ARGUMENTS = {
+    "saver": "saving (issue: save & restore)",
+    "summarizer": "TensorBoard summaries (issue: TensorBoard)",
+    "recorder": "recording traces (issue: record & pretrain)",
+    "tracking": "tracking",
+}
+
+
+def _agent_class(key: str) -> type:
+    path = AGENTS[key]
+    return registry.import_object(path)
+
+
+def _jsonable(value: Any) -> Any:
+    """Best-effort conversion of a spec value to JSON-compatible data."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "get_config"):
+        try:
+            return _jsonable(value.get_config())
+        except Exception:  # noqa: BLE001 - best effort only
+            return repr(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+class Agent:
+    """Base class of all agents.
+
+    Create agents with `Agent.create(...)` rather than with the constructors.
+
+    Args:
+        states: State spec (a spec dict, or a dict of named specs).
+        actions: Action spec (same forms).
+        max_episode_timesteps: Maximum episode length, if known.
+        parallel_interactions: Number of parallel act/observe slots
+            (environments acting concurrently).
+        config: Dict with `name` (default `'agent'`), `seed` (seeds Python,
+            NumPy, Keras and the agent's sampling RNG) and
+            `enable_int_action_masking`. TensorFlow-graph-only keys of
+            Tensorforce (`device`, `eager_mode`, `buffer_observe`, ...) are
+            accepted and ignored with a warning.
+        saver, summarizer, summaries, recorder, tracking: Not available yet;
+            passing them raises a `KerasRLError`.
+    """
+
+    #: Registry key of the agent type.
+    agent_type = "agent"
+
+    def __init__(
+        self,
+        states: Any,
+        actions: Any,
+        max_episode_timesteps: int | None = None,
+        parallel_interactions: int = 1,
+        config: Mapping | None = None,
+        saver: Any = None,
+        summarizer: Any = None,
+        summaries: Any = None,
+        recorder: Any = None,
+        tracking: Any = None,
+    ):
+        self.states_spec = Specs(states, "states")
+        self.actions_spec = Specs(actions, "actions")
+        check_action_specs_bounds(self.actions_spec)
+        if max_episode_timesteps is not None:
+            if isinstance(max_episode_timesteps, bool) or not isinstance(
+                max_episode_timesteps, (int, np.integer)
+            ) or max_episode_timesteps <= 0:
+                raise ArgumentError.invalid(
+                    "max_episode_timesteps", "a positive int or None", max_episode_timesteps
+                )
+            max_episode_timesteps = int(max_episode_timesteps)
+        self.max_episode_timesteps = max_episode_timesteps
+        if (
+            isinstance(parallel_interactions, bool)
+            or not isinstance(parallel_interactions, (int, np.integer))
+            or parallel_interactions < 1
+        ):
+            raise ArgumentError.invalid(
+                "parallel_interactions", "a positive int", parallel_interactions
+            )
+        self.parallel_interactions = int(parallel_interactions)
+        self.config = self._parse_config(config)
+        if summaries is not None and summarizer is None:
+            summarizer = summaries
+        for key, value in (
+            ("saver", saver), ("summarizer", summarizer), ("recorder", recorder),
+            ("tracking", tracking),
+        ):
+            if value is not None:
+                raise ArgumentError(
+                    f"Argument '{key}' is not available in this version of kerasrl: "
+                    f"{FUTURE_ARGUMENTS[key]} is planned; received {value!r}."
+                )
+        self.spec: dict[str, Any] = {}
+        self._parser = StateParser(self.states_spec, self.actions_spec)
+        seed = self.config["seed"]
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed)
+            import keras
+
+            keras.utils.set_random_seed(seed)
+        self._rng = np.random.default_rng(seed)
+        self.timesteps = 0
+        self.episodes = 0
+        self.updates = 0
+        self._awaiting_observe = np.zeros(self.parallel_interactions, dtype=bool)
+        self._episode_timesteps = np.zeros(self.parallel_interactions, dtype=np.int64)
+
+    # ------------------------------------------------------------------ creation
+    @staticmethod
+    def _parse_config(config: Mapping | None) -> dict:
+        config = dict(config or {})
+        unknown = set(config) - set(CONFIG_KEYS)
+        if unknown:
+            raise ArgumentError.invalid(
+                f"config key(s) {sorted(unknown)}", f"keys among {sorted(CONFIG_KEYS)}", config
+            )
+        for key in IGNORED_CONFIG_KEYS:
+            if config.get(key) is not None:
+                warnings.warn(
+                    f"config['{key}'] only made sense for Tensorforce's TensorFlow graphs; "
+                    "it is ignored by kerasrl.",
+                    stacklevel=4,
+                )
+        seed = config.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ArgumentError.invalid("config['seed']", "an int or None", seed)
+        return {**CONFIG_KEYS, **config}
+
+    @classmethod
+    def create(cls, agent: Any = "ppo", environment: Any = None, **kwargs: Any) -> Agent:
+        """Creates an agent from a spec, Tensorforce style.
+
+        Args:
+            agent: A registry key (`'ppo'`, `'random'`, ...), a dict with an
+                `agent` (or `type`) key and arguments, a JSON file path, an
+                `Agent` subclass or instance, or an import path.
+            environment: An environment (or environment spec) from which
+                `states`, `actions` and `max_episode_timesteps` are taken
+                unless given explicitly.
+            **kwargs: Agent arguments.
+
+        Returns:
+            The agent.
+
+        Raises:
+            UnknownTypeError: unknown agent type.
+            ArgumentError: unknown or invalid arguments.
+
+        Example:
+
+        ```python
+        agent = Agent.create(agent='ppo', environment='CartPole-v1', batch_size=10)
+        ```
+        """
+        if isinstance(agent, Agent):
+            for key, value in kwargs.items():
+                if key == "parallel_interactions":
+                    if agent.parallel_interactions < value:
+                        raise ArgumentError.invalid(
+                            "parallel_interactions", f"<= {agent.parallel_interactions}", value
+                        )
+                    continue
+                if key in ("states", "actions", "max_episode_timesteps"):
+                    continue
+                if agent.spec.get(key, value) != value:
+                    raise ArgumentError.invalid(
+                        key, f"the agent's own value {agent.spec.get(key)!r}", value
+                    )
+            return agent
+        if isinstance(agent, type) and issubclass(agent, Agent):
+            if environment is not None:
+                from kerasrl.environments.environment import Environment
+
+                created = not isinstance(environment, Environment)
+                env = Environment.create(environment) if created else environment
+                try:
+                    kwargs.setdefault("states", env.states())
+                    kwargs.setdefault("actions", env.actions())
+                    if "max_episode_timesteps" not in kwargs:
+                        value = env.max_episode_timesteps()
+                        if value is not None:
+                            kwargs["max_episode_timesteps"] = value
+                finally:
+                    if created:
+                        env.close()
+            for key in ("states", "actions"):
+                if key not in kwargs:
+                    raise ArgumentError(
+                        f"Missing argument '{key}' of agent '{agent.agent_type}': give it, "
+                        "or pass environment=... to take it from the environment."
+                    )
+            try:
+                return agent(**kwargs)
+            except TypeError as exc:
+                raise ArgumentError(
+                    f"Invalid arguments for agent '{agent.agent_type}': {exc}."
+                ) from None
+        if isinstance(agent, Mapping):
+            spec = dict(agent)
+            spec.update(kwargs)
+            type_ = spec.pop("agent", None) or spec.pop("type", None) or "ppo"
+            return cls.create(agent=type_, environment=environment, **spec)
+        if isinstance(agent, str):
+            if registry.is_json_path(agent):
+                return cls.create(registry.load_json(agent, "agent"), environment, **kwargs)
+            key = agent.lower()
+            if key in AGENTS:
+                return cls.create(_agent_class(key), environment, **kwargs)
+            if key in PLANNED_AGENTS:
+                raise UnknownTypeError(
+                    f"Agent type '{agent}' is not available in this version of kerasrl yet; "
+                    f"available: {sorted(AGENTS)}."
+                )
+            obj = registry.import_object(agent)
+            if isinstance(obj, type) and issubclass(obj, Agent):
+                return cls.create(obj, environment, **kwargs)
+            raise UnknownTypeError.invalid(
+                "agent", f"one of {sorted(AGENTS)}, a JSON file, or an Agent class", agent
+            )
+        if callable(agent):
+            raise ArgumentError(
+                "Creating an agent from a plain callable policy requires a recorder, which is "
+                "not available in this version of kerasrl yet."
+            )
+        raise ArgumentError.invalid("agent", "an agent spec (str, dict, class or instance)", agent)
+
+    def get_config(self) -> dict:
+        """The agent spec as a JSON-compatible dict (`Agent.create(**config)` recreates it)."""
+        return _jsonable(self.spec)
+
+    def get_specification(self) -> dict:
+        """Tensorforce name of `get_config()`."""
+        return self.get_config()
+
+    def _store_spec(self, **arguments: Any) -> None:
+        spec = {"agent": self.agent_type,
+                "states": self.states_spec.get_config(),
+                "actions": self.actions_spec.get_config()}
+        if self.max_episode_timesteps is not None:
+            spec["max_episode_timesteps"] = self.max_episode_timesteps
+        if self.parallel_interactions != 1:
+            spec["parallel_interactions"] = self.parallel_interactions
+        config = {k: v for k, v in self.config.items() if v is not None and CONFIG_KEYS[k] != v}
+        if config:
+            spec["config"] = config
+        spec.update(arguments)
+        self.spec = spec
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({json.dumps(self.get_config())[:300]})"
+
+    # ------------------------------------------------------------------ interaction
+    def _parallel_indices(self, parallel: Any, size: int, batched: bool, argument: str) -> np.ndarray:
+        if parallel is None or (batched and np.ndim(parallel) == 0 and parallel == 0 and size > 1):
+            if batched and size == self.parallel_interactions:
+                return np.arange(size)
+            if not batched:
+                return np.zeros(1, dtype=np.int64)
+            raise InputError.invalid(
+                argument, f"a list of {size} slot indices for a batch of {size}", parallel
+            )
+        indices = np.atleast_1d(np.asarray(parallel))
+        if indices.dtype.kind not in "iu" or indices.ndim != 1 or len(indices) != size:
+            raise InputError.invalid(argument, f"{size} int slot indices", parallel)
+        if indices.min() < 0 or indices.max() >= self.parallel_interactions:
+            raise InputError.invalid(
+                argument, f"slot indices in [0, {self.parallel_interactions})", parallel
+            )
+        if len(np.unique(indices)) != len(indices):
+            raise InputError.invalid(argument, "distinct slot indices", parallel)
+        return indices.astype(np.int64)
+
+    def act(
+        self,
+        states: Any,
+        internals: Any = None,
+        parallel: Any = 0,
+        independent: bool = False,
+        deterministic: bool = True,
+    ) -> Any:
+        """Returns actions for the given states.
+
+        Args:
+            states: State values (see `kerasrl.agents.io` for the accepted forms),
+                optionally with `'<action>_mask'` entries.
+            internals: Reserved for recurrent policies (must be None).
+            parallel: Slot index (or one index per batch item) for training.
+            independent: Act without recording anything (evaluation). Only then
+                does `deterministic` matter.
+            deterministic: With `independent=True`, pick the mode (argmax/mean)
+                without exploration; else sample (with final exploration).
+
+        Returns:
+            Actions in the form matching `states` (Python scalar for an
+            unbatched scalar action, numpy arrays otherwise, dicts for named
+            actions).
+
+        Raises:
+            InputError: malformed states or masks.
+            CallOrderError: `act` twice on a slot without `observe`.
+        """
+        if internals is not None:
+            raise ArgumentError.invalid(
+                "internals", "None (recurrent policies are not available yet)", internals
+            )
+        parsed = self._parser.parse(states)
+        if independent:
+            if not (np.ndim(parallel) == 0 and parallel in (0, None)):
+                raise ArgumentError.invalid("parallel", "0 with independent=True", parallel)
+            actions = self._act_batch(parsed.states, parsed.masks, None, True, bool(deterministic))
+            return format_actions(actions, self.actions_spec, parsed)
+        slots = self._parallel_indices(parallel, parsed.size, parsed.batched, "parallel")
+        waiting = self._awaiting_observe[slots]
+        if waiting.any():
+            raise CallOrderError(
+                f"Calling agent.act twice on parallel slot {int(slots[waiting][0])} without "
+                "agent.observe in between; for evaluation, pass independent=True."
+            )
+        actions = self._act_batch(parsed.states, parsed.masks, slots, False, False)
+        self._awaiting_observe[slots] = True
+        self.timesteps += parsed.size
+        self._episode_timesteps[slots] += 1
+        if self.max_episode_timesteps is not None:
+            too_long = self._episode_timesteps[slots] > self.max_episode_timesteps
+            if too_long.any():
+                raise InputError(
+                    f"Episode longer than max_episode_timesteps={self.max_episode_timesteps} "
+                    f"on parallel slot {int(slots[too_long][0])}: observe a terminal "
+                    "(1, or 2 for a time limit) at the latest on that step."
+                )
+        return format_actions(actions, self.actions_spec, parsed)
+
+    def observe(self, reward: Any = 0.0, terminal: Any = False, parallel: Any = None) -> int:
+        """Records the outcome of the last action of each given slot.
+
+        Args:
+            reward: A float, or one per slot.
+            terminal: False/0 (continue), True/1 (terminal), 2 (aborted, e.g.
+                time limit: bootstrapped from the value estimate). One per slot
+                when batched.
+            parallel: Slot index or indices (default: 0, or all slots for a
+                batch of `parallel_interactions` values).
+
+        Returns:
+            The number of updates performed.
+
+        Raises:
+            InputError: invalid reward or terminal.
+            CallOrderError: observe without a preceding act.
+        """
+        reward_array = np.atleast_1d(np.asarray(reward))
+        terminal_array = np.atleast_1d(np.asarray(terminal))
+        batched = np.ndim(reward) > 0 or np.ndim(terminal) > 0
+        size = max(len(reward_array), len(terminal_array))
+        if parallel is None and not batched:
+            parallel = 0
+        slots = self._parallel_indices(parallel, size, batched, "parallel")
+        if len(reward_array) == 1 and size > 1:
+            reward_array = np.repeat(reward_array, size)
+        if len(terminal_array) == 1 and size > 1:
+            terminal_array = np.repeat(terminal_array, size)
+        if reward_array.shape != (size,) or reward_array.dtype.kind not in "biuf":
+            raise InputError.invalid("reward", f"{size} number(s)", reward)
+        reward_array = reward_array.astype(np.float32)
+        if not np.all(np.isfinite(reward_array)):
+            raise InputError.invalid("reward", "finite values (no NaN/inf)", reward)
+        if terminal_array.shape != (size,) or terminal_array.dtype.kind not in "biu":
+            raise InputError.invalid("terminal", f"{size} bool/int value(s) in {{0, 1, 2}}", terminal)
+        terminal_array = terminal_array.astype(np.int64)
+        if terminal_array.min() < 0 or terminal_array.max() > 2:
+            raise InputError.invalid("terminal", "values in {0, 1, 2}", terminal)
+        missing = ~self._awaiting_observe[slots]
+        if missing.any():
+            raise CallOrderError(
+                f"Calling agent.observe on parallel slot {int(slots[missing][0])} must be "
+                "preceded by agent.act on that slot."
+            )
+        self._awaiting_observe[slots] = False
+        done = terminal_array > 0
+        self._episode_timesteps[slots[done]] = 0
+        self.episodes += int(done.sum())
+        return int(self._observe_batch(reward_array, terminal_array, slots))
+
+    def reset(self) -> None:
+        """Forgets unfinished episodes in every slot (e.g. after an interrupted run)."""
+        self._awaiting_observe[:] = False
+        self._episode_timesteps[:] = 0
+        self._reset_buffers()
+
+    def close(self) -> None:
+        """Releases resources (a final save when a saver is configured, later)."""
+
+    # ------------------------------------------------------------------ subclass API
+    def _act_batch(
+        self, states: dict, masks: dict, slots: np.ndarray | None, independent: bool,
+        deterministic: bool,
+    ) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _observe_batch(self, reward: np.ndarray, terminal: np.ndarray, slots: np.ndarray) -> int:
+        return 0
+
+    def _reset_buffers(self) -> None:
+        pass
+
+    def update(self) -> int:
+        """Performs one update now, whatever the update frequency. Returns 1 if done."""
+        return 0
+
+    # ------------------------------------------------------------------ Keras-style loop
+    def fit(
+        self,
+        environment: Any,
+        episodes: int | None = None,
+        timesteps: int | None = None,
+        num_parallel: int | None = None,
+        callbacks: Any = None,
+        verbose: Any = "auto",
+        max_episode_timesteps: int | None = None,
+        seed: int | None = None,
+    ):
+        """Trains on an environment, Keras style.
+
+        Args:
+            environment: Environment spec or instance (`'CartPole-v1'`, ...).
+            episodes: Stop after this many episodes (over all environments).
+            timesteps: Stop after this many timesteps (over all environments).
+            num_parallel: Number of environment copies stepped as one batch
+                (default: the agent's `parallel_interactions`).
+            callbacks: `kerasrl.callbacks.Callback` instances.
+            verbose: `'auto'`/1 shows a progress bar, 0 is silent.
+            max_episode_timesteps: Passed to the environments.
+            seed: Seed of the environments (environment i gets seed + i).
+
+        Returns:
+            A `kerasrl.callbacks.History` with per-episode `episode_return`
+            and `episode_length` lists.
+        """
+        from kerasrl.callbacks import CallbackList, History
+        from kerasrl.execution.runner import Runner
+
+        history = History()
+        callback_list = CallbackList(callbacks, agent=self, history=history)
+        runner = Runner(
+            agent=self, environment=environment,
+            num_parallel=num_parallel or self.parallel_interactions,
+            max_episode_timesteps=max_episode_timesteps, seed=seed,
+        )
+        try:
+            runner.run(
+                num_episodes=episodes, num_timesteps=timesteps,
+                batch_agent_calls=True, use_tqdm=verbose not in (0, False),
+                keras_callbacks=callback_list,
+            )
+        finally:
+            runner.close()
+        return history
+
+    def evaluate(
+        self,
+        environment: Any,
+        episodes: int = 10,
+        deterministic: bool = True,
+        num_parallel: int | None = None,
+        max_episode_timesteps: int | None = None,
+        seed: int | None = None,
+        verbose: Any = 0,
+    ) -> dict:
+        """Runs evaluation episodes with independent acting; nothing is learned.
+
+        Args:
+            environment: Environment spec or instance.
+            episodes: Number of episodes.
+            deterministic: Act with the mode (no sampling, no exploration).
+            num_parallel: Environment copies stepped as one batch (default:
+                `min(episodes, 8)`).
+            max_episode_timesteps: Passed to the environments.
+            seed: Seed of the environments.
+            verbose: Show a progress bar when truthy.
+
+        Returns:
+            Dict with `mean_return`, `std_return`, `min_return`, `max_return`,
+            `mean_length`, `episodes` and the list `returns`.
+        """
+        from kerasrl.execution.runner import Runner
+
+        runner = Runner(
+            agent=self, environment=environment,
+            num_parallel=num_parallel or min(int(episodes), 8),
+            max_episode_timesteps=max_episode_timesteps, seed=seed,
+        )
+        try:
+            runner.run(
+                num_episodes=episodes, evaluation=True, batch_agent_calls=True,
+                use_tqdm=bool(verbose), deterministic=deterministic,
+            )
+        finally:
+            runner.close()
+        returns = np.asarray(runner.evaluation_returns[:episodes], dtype=np.float64)
+        lengths = np.asarray(runner.evaluation_timesteps[:episodes], dtype=np.float64)
+        return {
+            "mean_return": float(returns.mean()),
+            "std_return": float(returns.std()),
+            "min_return": float(returns.min()),
+            "max_return": float(returns.max()),
+            "mean_length": float(lengths.mean()),
+            "episodes": len(returns),
+            "returns": returns.tolist(),
+        }

@@ -1,0 +1,703 @@
+"""On-policy agents: a stochastic policy network, an optional baseline, and
+updates on the most recent experience (SB3's `OnPolicyAlgorithm`).
+
+The flow of one timestep:
+
+1. `act` runs the compiled act function of the policy (one call for the whole
+   batch of parallel environments): it samples actions (masks honoured,
+   exploration applied) and returns their log-probabilities and the
+   baseline's value estimates, which are written into the per-slot
+   `TrajectoryBuffer`.
+2. `observe` writes rewards. A finished episode is turned into advantages and
+   returns (`kerasrl.returns.gae`) and moved to the `RecentMemory`.
+3. When the update schedule fires, the newest batch is padded to a power of
+   two, sent to the device once, and the compiled update runs all of its
+   gradient steps (`multi_step`, random subsamples) in one call.
+
+With `update=dict(unit='timesteps', ...)` the rollout is cut mid-episode; the
+value of the state after the cut is only known at the next `act`, so the
+update then runs at the start of that `act` (and `observe` returns 0). This
+gives proper bootstrapping, as in SB3, without asking the environment for the
+next state twice.
+
+Subclasses implement `policy_objective(...)`: the loss of one gradient step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerasrl import backend as kbackend
+from kerasrl import distributions as kdistributions
+from kerasrl import parameters
+from kerasrl.agents.agent import Agent
+from kerasrl.errors import ArgumentError
+from kerasrl.memories import RecentMemory, TrajectoryBuffer, pad_batch
+from kerasrl.networks import NetworkBuilder
+from kerasrl.optimizers import OptimizerSpec
+from kerasrl.returns import gae
+
+UPDATE_UNITS = ("timesteps", "episodes")
+ADVANTAGE_NORMALIZATION = ("normalize", "batch_normalization", "instance_normalization",
+                           "standardize")
+
+
+def parse_update(
+    update: Any, batch_size: Any, update_frequency: Any, unit: str, agent: str
+) -> dict:
+    """Normalizes Tensorforce's update arguments into one dict.
+
+    Args:
+        update: None, an int (timesteps batch size) or
+            `dict(unit, batch_size, frequency=batch_size, start=0)`.
+        batch_size: The agent's `batch_size` argument (used when `update` is None).
+        update_frequency: The agent's `update_frequency` argument.
+        unit: Default unit of `batch_size` for this agent.
+        agent: Agent name for error messages.
+
+    Returns:
+        `dict(unit, batch_size, frequency, start)` with ints (frequency may be
+        `'never'`).
+    """
+    if update is not None and batch_size is not None:
+        raise ArgumentError(
+            f"Arguments 'update' and 'batch_size' of agent '{agent}' are exclusive; "
+            f"received update={update!r} and batch_size={batch_size!r}."
+        )
+    if update is None:
+        if batch_size is None:
+            raise ArgumentError(
+                f"Missing argument 'batch_size' of agent '{agent}' (in {unit}), "
+                "or give update=dict(unit=..., batch_size=...)."
+            )
+        update = {"unit": unit, "batch_size": batch_size, "frequency": update_frequency}
+    elif isinstance(update, (int, np.integer)) and not isinstance(update, bool):
+        update = {"unit": "timesteps", "batch_size": int(update)}
+    elif not isinstance(update, Mapping):
+        raise ArgumentError.invalid("update", "an int or dict(unit=..., batch_size=...)", update)
+    update = dict(update)
+    unknown = set(update) - {"unit", "batch_size", "frequency", "start"}
+    if unknown:
+        raise ArgumentError.invalid(
+            f"update key(s) {sorted(unknown)}", "keys among unit, batch_size, frequency, start",
+            update,
+        )
+    if update.get("unit") not in UPDATE_UNITS:
+        raise ArgumentError.invalid("update['unit']", f"one of {UPDATE_UNITS}", update.get("unit"))
+    size = update.get("batch_size")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ArgumentError.invalid("batch_size", "a positive int", size, where=f"agent '{agent}'")
+    size = int(size)
+    frequency = update.get("frequency")
+    if frequency is None:
+        frequency = size
+    elif frequency == "never":
+        pass
+    elif isinstance(frequency, float) and not isinstance(frequency, bool):
+        if not 0.0 < frequency <= 1.0:
+            raise ArgumentError.invalid(
+                "update_frequency", "an int >= 1, or a float in (0, 1] relative to batch_size",
+                frequency,
+            )
+        frequency = max(1, int(frequency * size))
+    elif isinstance(frequency, (int, np.integer)) and not isinstance(frequency, bool) and frequency >= 1:
+        frequency = int(frequency)
+    else:
+        raise ArgumentError.invalid(
+            "update_frequency", "an int >= 1, a float in (0, 1], or 'never'", frequency
+        )
+    start = update.get("start") or 0
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+        raise ArgumentError.invalid("update['start']", "an int >= 0", start)
+    return {"unit": update["unit"], "batch_size": size, "frequency": frequency, "start": int(start)}
+
+
+def _clipping(spec: Any, argument: str):
+    """Reward/return processing: None or `dict(type='clipping', lower, upper)`."""
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping) and spec.get("type") == "clipping":
+        lower, upper = spec.get("lower"), spec.get("upper")
+        return lambda x: np.clip(x, lower, upper)
+    raise ArgumentError.invalid(
+        argument, "None or dict(type='clipping', lower=..., upper=...)", spec
+    )
+
+
+def _weighted_mean(x, weights):
+    return ops.sum(x * weights) / ops.maximum(ops.sum(weights), 1.0)
+
+
+class OnPolicyAgent(Agent):
+    """Base class of policy-gradient agents (see module docstring).
+
+    Args:
+        states, actions, max_episode_timesteps, parallel_interactions, config:
+            See `Agent`.
+        update: Normalized update dict (see `parse_update`).
+        network: Policy network spec (`'auto'`, layer list, list of lists,
+            Keras model, JSON file, ...). `policy` is an alias.
+        optimizer: `OptimizerSpec` of the policy.
+        discount: Discount factor γ (parameter).
+        gae_decay: GAE λ; 0 (default) means Monte-Carlo returns minus baseline.
+        baseline: Baseline (critic) network spec, or None for no baseline.
+        baseline_optimizer: None or a float (the baseline loss is added to the
+            policy loss with this weight; one optimizer), or an optimizer spec
+            (a separate optimizer, run before the policy step).
+        use_beta_distribution: Beta distributions for bounded float actions.
+        distributions: Distribution config (per action type or name).
+        state_preprocessing: See `kerasrl.networks`.
+        memory: `'minimum'` or a capacity in timesteps.
+        entropy_regularization, l2_regularization: Loss coefficients (parameters).
+        exploration: Exploration (parameter, or dict per action name).
+        predict_terminal_values: Bootstrap true terminals too.
+        advantage_processing: None or `'normalize'` (alias
+            `dict(type='batch_normalization')`): standardize advantages per batch.
+        reward_processing, return_processing: None or clipping dicts.
+    """
+
+    #: Names of the metrics returned by `policy_objective`.
+    policy_metrics: tuple[str, ...] = ("policy_loss", "entropy")
+
+    def __init__(
+        self,
+        states,
+        actions,
+        max_episode_timesteps=None,
+        *,
+        update: dict,
+        network: Any = "auto",
+        policy: Any = None,
+        optimizer: OptimizerSpec,
+        discount: Any = 0.99,
+        gae_decay: float = 0.0,
+        baseline: Any = None,
+        baseline_optimizer: Any = None,
+        use_beta_distribution: bool = False,
+        distributions: Any = None,
+        temperature: float = 1.0,
+        state_preprocessing: Any = "linear_normalization",
+        memory: Any = "minimum",
+        entropy_regularization: Any = 0.0,
+        l2_regularization: Any = 0.0,
+        exploration: Any = 0.0,
+        variable_noise: float = 0.0,
+        predict_terminal_values: bool = False,
+        advantage_processing: Any = None,
+        reward_processing: Any = None,
+        return_processing: Any = None,
+        parallel_interactions: int = 1,
+        config: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(states, actions, max_episode_timesteps, parallel_interactions, config,
+                         **kwargs)
+        for name, spec in self.actions_spec.items():
+            if spec.type == "int" and spec.num_values is None:
+                raise ArgumentError.invalid(
+                    "num_values", "a positive int for an int action", None,
+                    where=f"action '{name}'",
+                )
+        if variable_noise not in (0, 0.0, None):
+            raise ArgumentError.invalid(
+                "variable_noise", "0.0 (parameter noise is not available yet)", variable_noise
+            )
+        if policy is not None:
+            if network != "auto":
+                raise ArgumentError(
+                    "Arguments 'network' and 'policy' are aliases; give only one "
+                    f"(received network={network!r}, policy={policy!r})."
+                )
+            network, distributions, temperature = self._unpack_policy(
+                policy, distributions, temperature
+            )
+        if temperature not in (1, 1.0):
+            raise ArgumentError.invalid("temperature", "1.0 (not configurable yet)", temperature)
+        self.update_spec = update
+        self.optimizer_spec = optimizer
+        self.discount = parameters.create(discount, "discount")
+        if not isinstance(gae_decay, (int, float)) or not 0.0 <= gae_decay <= 1.0:
+            raise ArgumentError.invalid("gae_decay", "a float in [0, 1]", gae_decay)
+        self.gae_decay = float(gae_decay)
+        self.entropy_regularization = parameters.create(entropy_regularization,
+                                                        "entropy_regularization")
+        self.l2_regularization = parameters.create(l2_regularization, "l2_regularization")
+        self.predict_terminal_values = bool(predict_terminal_values)
+        if advantage_processing is None:
+            self.normalize_advantages = False
+        else:
+            kind = advantage_processing.get("type") if isinstance(
+                advantage_processing, Mapping) else advantage_processing
+            if kind not in ADVANTAGE_NORMALIZATION:
+                raise ArgumentError.invalid(
+                    "advantage_processing", f"None or one of {ADVANTAGE_NORMALIZATION}",
+                    advantage_processing,
+                )
+            self.normalize_advantages = True
+        self._reward_processing = _clipping(reward_processing, "reward_processing")
+        self._return_processing = _clipping(return_processing, "return_processing")
+        self.exploration = self._parse_exploration(exploration)
+
+        # ---------------------------------------------------------------- networks
+        self.network_builder = NetworkBuilder()
+        policy_network = self.network_builder.build(
+            network, self.states_spec, name="policy_network", preprocessing=state_preprocessing
+        )
+        embedding = policy_network.outputs[0] if isinstance(policy_network.outputs, list) else (
+            policy_network.outputs)
+        self.distributions: dict[str, Any] = {}
+        outputs = {}
+        for name, spec in self.actions_spec.items():
+            dist_config = self._distribution_config(distributions, name, spec)
+            dist = kdistributions.create(
+                spec, dist_config, use_beta_distribution=use_beta_distribution,
+                name=name.replace("/", "_"),
+            )
+            self.distributions[name] = dist
+            outputs[name] = dist.build(embedding)
+        self.policy_model = keras.Model(policy_network.inputs, outputs, name="policy")
+        self.has_baseline = baseline is not None
+        self.baseline_model = None
+        if self.has_baseline:
+            baseline_network = self.network_builder.build(
+                baseline, self.states_spec, name="baseline_network",
+                preprocessing=state_preprocessing,
+            )
+            hidden = baseline_network.outputs[0] if isinstance(
+                baseline_network.outputs, list) else baseline_network.outputs
+            value = keras.layers.Dense(
+                1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="baseline_value"
+            )(hidden)
+            value = keras.layers.Reshape((), name="baseline_squeeze")(value)
+            self.baseline_model = keras.Model(baseline_network.inputs, value, name="baseline")
+
+        # ---------------------------------------------------------------- optimizers
+        self.baseline_optimizer_spec = None
+        self.baseline_loss_weight = 0.0
+        if self.has_baseline:
+            if baseline_optimizer is None:
+                baseline_optimizer = 1.0
+            if isinstance(baseline_optimizer, (int, float)) and not isinstance(
+                baseline_optimizer, bool
+            ):
+                self.baseline_loss_weight = float(baseline_optimizer)
+            else:
+                self.baseline_optimizer_spec = OptimizerSpec(
+                    baseline_optimizer, name="baseline_optimizer"
+                )
+        elif baseline_optimizer is not None:
+            raise ArgumentError.invalid(
+                "baseline_optimizer", "None when there is no baseline", baseline_optimizer
+            )
+        policy_variables = list(self.policy_model.trainable_variables)
+        baseline_variables = list(self.baseline_model.trainable_variables) if (
+            self.has_baseline) else []
+        if self.baseline_optimizer_spec is None:
+            seen = {id(v) for v in policy_variables}
+            self._main_variables = policy_variables + [
+                v for v in baseline_variables if id(v) not in seen]
+        else:
+            self._main_variables = policy_variables
+        self._baseline_variables = baseline_variables
+        self.optimizer_spec.optimizer.build(self._main_variables)
+        all_variables = list(self.policy_model.variables)
+        if self.has_baseline:
+            all_variables += list(self.baseline_model.variables)
+        all_variables += list(self.optimizer_spec.optimizer.variables)
+        if self.baseline_optimizer_spec is not None:
+            self.baseline_optimizer_spec.optimizer.build(self._baseline_variables)
+            all_variables += list(self.baseline_optimizer_spec.optimizer.variables)
+        seed = self.config["seed"]
+        self._act_seed = keras.random.SeedGenerator(seed if seed is not None else
+                                                    int(self._rng.integers(2**31)))
+        self._update_seed = keras.random.SeedGenerator(
+            (seed + 1) if seed is not None else int(self._rng.integers(2**31)))
+        all_variables += [self._act_seed.state, self._update_seed.state]
+        self.engine = kbackend.Engine(all_variables)
+        act_variables = list(self.policy_model.variables) + [self._act_seed.state]
+        if self.has_baseline:
+            act_variables += list(self.baseline_model.variables)
+        self._act_sample = self.engine.function(
+            lambda s, m, e: self._act_program(s, m, e, False), sync=False,
+            variables=act_variables,
+        )
+        self._act_mode = self.engine.function(
+            lambda s, m, e: self._act_program(s, m, e, True), sync=False,
+            variables=act_variables,
+        )
+        self._update_program_compiled = self.engine.function(self._update_program, sync=True)
+
+        # ---------------------------------------------------------------- memory
+        self._mask_names = [n for n, s in self.actions_spec.items() if s.type == "int"]
+        fields: dict[str, tuple] = {}
+        for name, spec in self.states_spec.items():
+            fields[f"states/{name}"] = (spec.shape, spec.dtype)
+        for name in self._mask_names:
+            spec = self.actions_spec[name]
+            fields[f"masks/{name}"] = (spec.mask_shape(), np.bool_)
+        for name, spec in self.actions_spec.items():
+            fields[f"actions/{name}"] = (spec.shape, spec.dtype)
+        fields["log_prob"] = ((), np.float32)
+        fields["value"] = ((), np.float32)
+        fields["reward"] = ((), np.float32)
+        self._buffer = TrajectoryBuffer(
+            fields, self.parallel_interactions,
+            capacity=min(self.max_episode_timesteps or 256, 1024),
+        )
+        self.memory = self._create_memory(memory)
+        self._next_update = max(update["start"], update["frequency"]) if (
+            update["frequency"] != "never") else None
+        self._pending_slots: set[int] | None = None
+        self._updates_in_act = 0
+        self._mask_cache: dict[int, dict] = {}
+        self.last_metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ construction helpers
+    @staticmethod
+    def _unpack_policy(policy, distributions, temperature):
+        if isinstance(policy, Mapping) and policy.get("type") == "parametrized_distributions":
+            policy = dict(policy)
+            policy.pop("type")
+            network = policy.pop("network", "auto")
+            distributions = policy.pop("distributions", distributions)
+            temperature = policy.pop("temperature", temperature)
+            policy.pop("single_output", None)
+            policy.pop("use_beta_distribution", None)
+            if policy:
+                raise ArgumentError.invalid(
+                    f"policy key(s) {sorted(policy)}",
+                    "network, distributions, temperature, single_output", policy,
+                )
+            return network, distributions, temperature
+        return policy, distributions, temperature
+
+    @staticmethod
+    def _distribution_config(distributions, name, spec):
+        if distributions is None:
+            return None
+        if isinstance(distributions, Mapping) and "type" not in distributions:
+            if name in distributions:
+                return distributions[name]
+            return distributions.get(spec.type)
+        return distributions
+
+    def _parse_exploration(self, exploration):
+        if isinstance(exploration, Mapping) and "type" not in exploration and all(
+            key in self.actions_spec or key in ("bool", "int", "float") for key in exploration
+        ):
+            result = {}
+            for name, spec in self.actions_spec.items():
+                value = exploration.get(name, exploration.get(spec.type, 0.0))
+                result[name] = parameters.create(value, f"exploration['{name}']")
+            return result
+        parameter = parameters.create(exploration, "exploration")
+        return {name: parameter for name in self.actions_spec}
+
+    def _create_memory(self, memory) -> RecentMemory:
+        unit, size = self.update_spec["unit"], self.update_spec["batch_size"]
+        if memory in ("minimum", None) or (isinstance(memory, Mapping) and memory.get(
+                "type") == "recent" and memory.get("capacity") is None):
+            if unit == "timesteps":
+                return RecentMemory(capacity=size)
+            return RecentMemory(capacity=None, max_episodes=size)
+        capacity = memory.get("capacity") if isinstance(memory, Mapping) else memory
+        if isinstance(memory, Mapping) and memory.get("type", "recent") != "recent":
+            raise ArgumentError.invalid(
+                "memory['type']", "'recent' for an on-policy agent", memory.get("type")
+            )
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
+            raise ArgumentError.invalid("memory", "'minimum' or a positive int capacity", memory)
+        needed = size if unit == "timesteps" else size * (self.max_episode_timesteps or 1)
+        if capacity < needed:
+            raise ArgumentError.invalid(
+                "memory", f"a capacity >= {needed} timesteps (the update batch)", capacity
+            )
+        return RecentMemory(capacity=int(capacity), max_episodes=size if unit == "episodes" else None)
+
+    def _counters(self) -> dict:
+        return {"timesteps": self.timesteps, "episodes": self.episodes, "updates": self.updates}
+
+    # ------------------------------------------------------------------ compiled programs
+    def _act_program(self, states, masks, exploration, deterministic: bool):
+        params = self.policy_model(states)
+        actions = {}
+        log_prob = None
+        for name, dist in self.distributions.items():
+            mask = masks.get(name)
+            if deterministic:
+                action = dist.mode(params[name], mask=mask)
+            else:
+                action = dist.sample(params[name], self._act_seed, mask=mask)
+                action = self._explore(name, action, mask, exploration[name])
+            actions[name] = action
+            term = dist.log_prob(params[name], action, mask=mask)
+            log_prob = term if log_prob is None else log_prob + term
+        outputs = {"actions": actions, "log_prob": log_prob}
+        if self.has_baseline:
+            outputs["value"] = self.baseline_model(states)
+        else:
+            outputs["value"] = ops.zeros_like(log_prob)
+        return outputs
+
+    def _explore(self, name, action, mask, epsilon):
+        """Tensorforce exploration: random valid value (int/bool) or Gaussian noise (float)."""
+        spec = self.actions_spec[name]
+        shape = ops.shape(action)
+        if spec.type == "float":
+            noisy = action + keras.random.normal(shape, seed=self._act_seed) * epsilon
+            if spec.min_value is not None:
+                noisy = ops.clip(noisy, np.asarray(spec.min_value, np.float32),
+                                 np.asarray(spec.max_value, np.float32))
+            return ops.cast(noisy, action.dtype)
+        explore = keras.random.uniform(shape, seed=self._act_seed) < epsilon
+        if spec.type == "bool":
+            random_action = keras.random.uniform(shape, seed=self._act_seed) < 0.5
+            return ops.where(explore, random_action, action)
+        keys = keras.random.uniform(tuple(shape) + (spec.num_values,), seed=self._act_seed)
+        if mask is not None:
+            keys = ops.where(mask, keys, -1.0)
+        random_action = ops.cast(ops.argmax(keys, axis=-1), action.dtype)
+        return ops.where(explore, random_action, action)
+
+    def _subsample_weights(self, valid, num_rows):
+        """A random subset of `num_rows` of the valid rows, as float weights."""
+        keys = keras.random.uniform(ops.shape(valid), seed=self._update_seed)
+        keys = ops.where(valid > 0, keys, 2.0)
+        ranks = ops.argsort(ops.argsort(keys))
+        return ops.cast(ranks < num_rows, "float32") * valid
+
+    def _batch_states(self, batch):
+        return {name: batch[f"states/{name}"] for name in self.states_spec}
+
+    def _batch_masks(self, batch):
+        return {name: batch[f"masks/{name}"] for name in self._mask_names}
+
+    def _log_prob_entropy(self, params, batch):
+        masks = self._batch_masks(batch)
+        log_prob, entropy = None, None
+        for name, dist in self.distributions.items():
+            mask = masks.get(name)
+            lp = dist.log_prob(params[name], batch[f"actions/{name}"], mask=mask)
+            en = dist.entropy(params[name], mask=mask)
+            log_prob = lp if log_prob is None else log_prob + lp
+            entropy = en if entropy is None else entropy + en
+        return log_prob, entropy
+
+    def _l2_penalty(self, variables):
+        total = 0.0
+        for variable in variables:
+            if len(variable.shape) >= 2:  # kernels only, as Keras' regularizers
+                total = total + ops.sum(ops.square(variable))
+        return total
+
+    def value_objective(self, batch, weights, hyper):
+        """Baseline loss: mean squared error between V(s) and the returns."""
+        value = self.baseline_model(self._batch_states(batch), training=True)
+        value_loss = _weighted_mean(ops.square(value - batch["return"]), weights)
+        return value_loss, {"value_loss": value_loss}
+
+    def policy_objective(self, batch, weights, hyper):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _main_objective(self, batch, weights, hyper):
+        loss, metrics = self.policy_objective(batch, weights, hyper)
+        if self.has_baseline and self.baseline_optimizer_spec is None:
+            value_loss, value_metrics = self.value_objective(batch, weights, hyper)
+            loss = loss + self.baseline_loss_weight * value_loss
+            metrics = {**metrics, **value_metrics}
+        l2 = hyper["l2_regularization"]
+        loss = loss + l2 * self._l2_penalty(self.policy_model.trainable_variables)
+        metrics = {**metrics, "loss": loss}
+        return loss, metrics
+
+    def _optimize(self, objective, optimizer, variables, batch, valid, hyper, steps, rows, names):
+        def body(step, totals):
+            weights = self._subsample_weights(valid, rows)
+            loss, metrics, grads = kbackend.gradient_step(
+                objective, optimizer, variables, batch, weights, hyper
+            )
+            norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads))
+            metrics = {**metrics, "gradient_norm": norm}
+            return {k: totals[k] + ops.cast(metrics[k], "float32") for k in totals}
+
+        init = {k: ops.zeros((), "float32") for k in names}
+        totals = kbackend.fori_loop(0, steps, body, init)
+        return {k: v / ops.cast(steps, "float32") for k, v in totals.items()}
+
+    def _update_program(self, batch, valid, hyper):
+        if self.normalize_advantages:
+            advantage = batch["advantage"]
+            mean = _weighted_mean(advantage, valid)
+            std = ops.sqrt(_weighted_mean(ops.square(advantage - mean), valid))
+            batch = {**batch, "advantage": (advantage - mean) / (std + 1e-8)}
+        metrics = {}
+        if self.baseline_optimizer_spec is not None:
+            metrics.update(self._optimize(
+                self.value_objective, self.baseline_optimizer_spec.optimizer,
+                self._baseline_variables, batch, valid, hyper, hyper["baseline_steps"],
+                hyper["baseline_rows"], ("value_loss",),
+            ))
+        names = self.policy_metrics + ("loss", "gradient_norm")
+        if self.has_baseline and self.baseline_optimizer_spec is None:
+            names = names + ("value_loss",)
+        metrics.update(self._optimize(
+            self._main_objective, self.optimizer_spec.optimizer, self._main_variables, batch,
+            valid, hyper, hyper["steps"], hyper["rows"], names,
+        ))
+        return metrics
+
+    def _hyper(self, n: int) -> dict:
+        """Scalar hyper-parameters of one update, as host values."""
+        counters = self._counters()
+        hyper = {
+            "steps": np.int32(self.optimizer_spec.multi_step),
+            "rows": np.int32(self.optimizer_spec.steps_for(n)),
+            "entropy_regularization": np.float32(self.entropy_regularization.value(counters)),
+            "l2_regularization": np.float32(self.l2_regularization.value(counters)),
+        }
+        if self.baseline_optimizer_spec is not None:
+            hyper["baseline_steps"] = np.int32(self.baseline_optimizer_spec.multi_step)
+            hyper["baseline_rows"] = np.int32(self.baseline_optimizer_spec.steps_for(n))
+        return hyper
+
+    # ------------------------------------------------------------------ acting
+    def _full_masks(self, masks: dict, size: int) -> dict:
+        if len(masks) == len(self._mask_names):
+            return masks
+        cache = self._mask_cache.get(size)
+        if cache is None:
+            cache = {
+                name: np.ones((size,) + self.actions_spec[name].mask_shape(), np.bool_)
+                for name in self._mask_names
+            }
+            self._mask_cache[size] = cache
+        return {**cache, **masks}
+
+    def _exploration_values(self, independent: bool) -> dict:
+        if independent:
+            return {k: np.float32(p.final_value()) for k, p in self.exploration.items()}
+        counters = self._counters()
+        return {k: np.float32(p.value(counters)) for k, p in self.exploration.items()}
+
+    def _act_batch(self, states, masks, slots, independent, deterministic):
+        size = next(iter(states.values())).shape[0]
+        masks = self._full_masks(masks, size)
+        function = self._act_mode if (independent and deterministic) else self._act_sample
+        outputs = function(states, masks, self._exploration_values(independent))
+        actions = {
+            name: np.asarray(outputs["actions"][name]).astype(spec.dtype, copy=False)
+            for name, spec in self.actions_spec.items()
+        }
+        if independent:
+            return actions
+        if self._pending_slots is not None:
+            self._cut_pending(slots, outputs["value"])
+        record = {f"states/{k}": v for k, v in states.items()}
+        record.update({f"masks/{k}": masks[k] for k in self._mask_names})
+        record.update({f"actions/{k}": v for k, v in actions.items()})
+        record["log_prob"] = outputs["log_prob"]
+        record["value"] = outputs["value"]
+        self._buffer.write(slots, record, advance=False)
+        return actions
+
+    # ------------------------------------------------------------------ observing
+    def _finish_segment(self, slot: int, bootstrap: float, episode_end: bool) -> None:
+        segment = self._buffer.segment(slot)
+        self._buffer.clear(slot)
+        rewards = segment.pop("reward")
+        values = segment["value"] if self.has_baseline else np.zeros_like(segment["value"])
+        lam = self.gae_decay if (self.has_baseline and self.gae_decay > 0.0) else 1.0
+        discount = self.discount.value(self._counters())
+        advantages, returns = gae(rewards, values, bootstrap, discount, lam)
+        if self._return_processing is not None:
+            returns = self._return_processing(returns).astype(np.float32)
+            if self.has_baseline and lam == 1.0:
+                advantages = (returns - values).astype(np.float32)
+        segment["advantage"] = advantages
+        segment["return"] = returns
+        self.memory.add(segment, episode_end)
+
+    def _observe_batch(self, reward, terminal, slots):
+        if self._reward_processing is not None:
+            reward = self._reward_processing(reward).astype(np.float32)
+        self._buffer.write(slots, {"reward": reward}, advance=True)
+        for slot, code in zip(slots[terminal > 0], terminal[terminal > 0]):
+            position = self._buffer.position[slot]
+            last_value = float(self._buffer.data["value"][slot, position - 1])
+            bootstrap = 0.0
+            if self.has_baseline and (code == 2 or self.predict_terminal_values):
+                bootstrap = last_value
+            self._finish_segment(int(slot), bootstrap, episode_end=True)
+            if self._pending_slots is not None:
+                self._pending_slots.discard(int(slot))
+        updates = self._updates_in_act
+        self._updates_in_act = 0
+        if self._next_update is None or self._pending_slots is not None:
+            return updates
+        unit = self.update_spec["unit"]
+        count = self.episodes if unit == "episodes" else self.timesteps
+        if count < self._next_update:
+            return updates
+        if unit == "episodes":
+            if self.memory.num_episodes == 0:
+                return updates
+            self._run_update()
+            return updates + 1
+        ongoing = {int(s) for s in np.nonzero(self._buffer.position > 0)[0]}
+        if ongoing and self.has_baseline:
+            self._pending_slots = ongoing  # finished at the next act of those slots
+            return updates
+        for slot in ongoing:
+            self._finish_segment(slot, 0.0, episode_end=False)
+        self._run_update()
+        return updates + 1
+
+    def _cut_pending(self, slots, values) -> None:
+        for slot, value in zip(slots, values):
+            slot = int(slot)
+            if slot in self._pending_slots:
+                self._finish_segment(slot, float(value), episode_end=False)
+                self._pending_slots.discard(slot)
+        if not self._pending_slots:
+            self._pending_slots = None
+            self._run_update()
+            self._updates_in_act += 1
+
+    def _run_update(self) -> None:
+        unit, size = self.update_spec["unit"], self.update_spec["batch_size"]
+        if unit == "episodes":
+            batch = self.memory.latest_episodes(size)
+            count = self.episodes
+        else:
+            batch = self.memory.latest_timesteps(size)
+            count = self.timesteps
+        padded, valid, n = pad_batch(batch)
+        counters = self._counters()
+        self.engine.assign(self.optimizer_spec.learning_rate_variable(),
+                           self.optimizer_spec.learning_rate.value(counters))
+        if self.baseline_optimizer_spec is not None:
+            self.engine.assign(self.baseline_optimizer_spec.learning_rate_variable(),
+                               self.baseline_optimizer_spec.learning_rate.value(counters))
+        metrics = self._update_program_compiled(padded, valid, self._hyper(n))
+        self.last_metrics = {k: float(v) for k, v in metrics.items()}
+        self.updates += 1
+        frequency = self.update_spec["frequency"]
+        self._next_update = count + frequency
+
+    def update(self) -> int:
+        """Runs one update now on the newest complete data in memory."""
+        if self.memory.size == 0:
+            return 0
+        next_update = self._next_update
+        self._run_update()
+        self._next_update = next_update
+        return 1
+
+    def _reset_buffers(self) -> None:
+        self._buffer.clear(np.arange(self.parallel_interactions))
+        self._pending_slots = None

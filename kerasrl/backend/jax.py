@@ -1,0 +1,171 @@
+"""JAX backend: `jax.jit` over Keras `StatelessScope`s.
+
+The engine keeps the current value of every variable as a JAX array. A
+compiled function takes the list of values plus the inputs, runs the user
+function inside a `keras.StatelessScope` that maps each Keras variable to its
+value (so `model(x)`, `optimizer.apply(...)` and `SeedGenerator.next()` work
+unchanged and their assignments are recorded in the scope), and returns the
+outputs and the new values. The values are written back into the Keras
+variables after functions compiled with `sync=True` (a reference swap, no
+copy), so `model.get_weights()` is always current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import keras
+import numpy as np
+from keras import StatelessScope
+from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+# Variables of the function being traced (set during tracing only).
+_TRACING: list[list] = []
+
+
+def _tree_to_numpy(tree: Any) -> Any:
+    return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
+
+
+class Engine:
+    """Owns the values of `variables` and compiles functions over them.
+
+    Args:
+        variables: All Keras variables the compiled functions read or write
+            (duplicates are removed).
+    """
+
+    def __init__(self, variables: Sequence[keras.Variable]):
+        unique: dict[int, keras.Variable] = {}
+        for variable in variables:
+            unique.setdefault(id(variable), variable)
+        self.variables = list(unique.values())
+        self._index = {id(v): i for i, v in enumerate(self.variables)}
+        self.reload()
+
+    def reload(self) -> None:
+        """Reads the current values of the Keras variables (after external changes)."""
+        self.values = [v.value for v in self.variables]
+
+    def sync(self) -> None:
+        """Writes the engine's values into the Keras variables."""
+        for variable, value in zip(self.variables, self.values):
+            variable.assign(value)
+
+    def assign(self, variable: keras.Variable, value: Any) -> None:
+        """Sets one variable's value from the host (e.g. a scheduled learning rate)."""
+        index = self._index[id(variable)]
+        value = jax.numpy.asarray(value, dtype=self.values[index].dtype)
+        self.values[index] = value
+        variable.assign(value)
+
+    def function(
+        self, fn: Callable, sync: bool = True, to_numpy: bool = True,
+        variables: Sequence[keras.Variable] | None = None,
+    ) -> Callable:
+        """Compiles `fn(*args)`; returns a callable on host (numpy) inputs.
+
+        Args:
+            fn: A function of tensors using Keras variables, `keras.ops` and
+                `keras.random` with `SeedGenerator`s among `variables`.
+            sync: Write the new values back into the Keras variables after
+                each call (use for updates; acting only changes RNG state).
+            to_numpy: Convert outputs to numpy arrays.
+            variables: The subset of the engine's variables `fn` uses (default
+                all); fewer variables mean a cheaper call.
+
+        Returns:
+            A callable with the same arguments as `fn`.
+        """
+        if variables is None:
+            variables = self.variables
+            indices = None
+        else:
+            unique = {id(v): v for v in variables}
+            variables = list(unique.values())
+            indices = [self._index[id(v)] for v in variables]
+
+        def pure(values, *args):
+            _TRACING.append(variables)
+            try:
+                with StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+                    outputs = fn(*args)
+                new_values = []
+                for variable, value in zip(variables, values):
+                    new = scope.get_current_value(variable)
+                    new_values.append(value if new is None else new)
+            finally:
+                _TRACING.pop()
+            return outputs, new_values
+
+        jitted = jax.jit(pure)
+
+        def call(*args):
+            if indices is None:
+                outputs, self.values = jitted(self.values, *args)
+            else:
+                current = self.values
+                outputs, new_values = jitted([current[i] for i in indices], *args)
+                for i, value in zip(indices, new_values):
+                    current[i] = value
+            if sync:
+                self.sync()
+            return _tree_to_numpy(outputs) if to_numpy else outputs
+
+        call.jitted = jitted  # for inspection / benchmarks
+        return call
+
+
+def _traced_variables() -> list:
+    if not _TRACING:
+        raise RuntimeError("gradient_step/fori_loop must run inside Engine.function")
+    return _TRACING[-1]
+
+
+def gradient_step(
+    loss_fn: Callable, optimizer: keras.optimizers.Optimizer,
+    variables: Sequence[keras.Variable], *args: Any,
+) -> tuple[Any, Any, list]:
+    """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`."""
+    scope = get_stateless_scope()
+    trainable_ids = {id(v) for v in variables}
+    others = [v for v in _traced_variables() if id(v) not in trainable_ids]
+    other_values = [scope.get_current_value(v) for v in others]
+    values = [scope.get_current_value(v) for v in variables]
+
+    def loss_of(trainable_values):
+        mapping = list(zip(others, other_values)) + list(zip(variables, trainable_values))
+        with StatelessScope(state_mapping=mapping) as inner:
+            loss, aux = loss_fn(*args)
+        updated = [inner.get_current_value(v) for v in others]
+        return loss, (aux, updated)
+
+    (loss, (aux, updated)), grads = jax.value_and_grad(loss_of, has_aux=True)(values)
+    for variable, value in zip(others, updated):
+        scope.add_update((variable, value))
+    optimizer.apply(grads, variables)
+    return loss, aux, grads
+
+
+def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:
+    """`body(i, carry) -> carry` repeated; variable updates carried through."""
+    scope = get_stateless_scope()
+    variables = _traced_variables()
+    values = [scope.get_current_value(v) for v in variables]
+
+    def step(i, state):
+        values, carry = state
+        with StatelessScope(state_mapping=list(zip(variables, values))) as inner:
+            carry = body(i, carry)
+        new_values = [
+            value if inner.get_current_value(v) is None else inner.get_current_value(v)
+            for v, value in zip(variables, values)
+        ]
+        return new_values, carry
+
+    values, carry = jax.lax.fori_loop(lower, upper, step, (values, init))
+    for variable, value in zip(variables, values):
+        scope.add_update((variable, value))
+    return carry

@@ -1,0 +1,74 @@
+"""TensorFlow backend: `tf.function` over Keras variables.
+
+Compiled functions read and assign the Keras (tf.Variable-backed) variables
+directly; gradients come from `tf.GradientTape`, and loops are `tf.while_loop`s
+via `keras.ops.fori_loop`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def _to_numpy(tree: Any) -> Any:
+    return tf.nest.map_structure(lambda x: x.numpy() if hasattr(x, "numpy") else np.asarray(x), tree)
+
+
+class Engine:
+    """Compiles functions over Keras variables with `tf.function`.
+
+    Args:
+        variables: All Keras variables the compiled functions read or write.
+    """
+
+    def __init__(self, variables: Sequence[keras.Variable]):
+        unique: dict[int, keras.Variable] = {}
+        for variable in variables:
+            unique.setdefault(id(variable), variable)
+        self.variables = list(unique.values())
+
+    def reload(self) -> None:
+        """No-op: TensorFlow functions use the variables directly."""
+
+    def sync(self) -> None:
+        """No-op: TensorFlow functions use the variables directly."""
+
+    def assign(self, variable: keras.Variable, value: Any) -> None:
+        variable.assign(value)
+
+    def function(
+        self, fn: Callable, sync: bool = True, to_numpy: bool = True,
+        variables: Sequence[keras.Variable] | None = None,
+    ) -> Callable:
+        """Compiles `fn(*args)` with `tf.function(reduce_retracing=True)`."""
+        compiled = tf.function(fn, reduce_retracing=True, jit_compile=False)
+
+        def call(*args):
+            outputs = compiled(*args)
+            return _to_numpy(outputs) if to_numpy else outputs
+
+        call.compiled = compiled
+        return call
+
+
+def gradient_step(
+    loss_fn: Callable, optimizer: keras.optimizers.Optimizer,
+    variables: Sequence[keras.Variable], *args: Any,
+) -> tuple[Any, Any, list]:
+    """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`."""
+    with tf.GradientTape() as tape:
+        loss, aux = loss_fn(*args)
+    grads = tape.gradient(loss, [v.value for v in variables])
+    grads = [tf.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)]
+    optimizer.apply(grads, variables)
+    return loss, aux, grads
+
+
+def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:
+    """`body(i, carry) -> carry` repeated inside the compiled function."""
+    return keras.ops.fori_loop(lower, upper, body, init)

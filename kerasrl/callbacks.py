@@ -1,0 +1,131 @@
+"""Keras-style callbacks for `agent.fit()`.
+
+Subclass `Callback` and override any of:
+
+- `on_train_begin(logs)` / `on_train_end(logs)`
+- `on_episode_end(episode, logs)`: `logs` has `episode_return`,
+  `episode_length`, `parallel` (the environment index), `timesteps`.
+- `on_update_end(update, logs)`: `logs` has the agent's update metrics
+  (e.g. `policy_loss`, `entropy`, `approx_kl`, ...).
+
+Setting `self.model.stop_training = True` (Keras' convention; `self.model` is
+the agent) or `self.agent.stop_training = True` ends `fit` after the current
+step.
+
+Example:
+
+```python
+class StopAt(kerasrl.callbacks.Callback):
+    def on_episode_end(self, episode, logs=None):
+        if logs["episode_return"] >= 500:
+            self.agent.stop_training = True
+
+agent.fit('CartPole-v1', episodes=300, callbacks=[StopAt()])
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+class Callback:
+    """Base class of callbacks; every hook does nothing by default."""
+
+    def __init__(self):
+        self.agent = None
+
+    @property
+    def model(self):
+        """The agent (Keras' name for the object being trained)."""
+        return self.agent
+
+    def set_agent(self, agent: Any) -> None:
+        self.agent = agent
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_episode_end(self, episode: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_update_end(self, update: int, logs: dict | None = None) -> None:
+        pass
+
+
+class History(Callback):
+    """Records per-episode and per-update metrics.
+
+    Attributes:
+        history: Dict of lists: `episode_return`, `episode_length` (one entry
+            per finished episode), and one list per update metric.
+        episodes: Number of recorded episodes.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.history: dict[str, list] = {"episode_return": [], "episode_length": []}
+        self.updates: dict[str, list] = {}
+
+    @property
+    def episodes(self) -> int:
+        return len(self.history["episode_return"])
+
+    def on_episode_end(self, episode, logs=None):
+        logs = logs or {}
+        self.history["episode_return"].append(float(logs.get("episode_return", 0.0)))
+        self.history["episode_length"].append(int(logs.get("episode_length", 0)))
+
+    def on_update_end(self, update, logs=None):
+        for key, value in (logs or {}).items():
+            self.updates.setdefault(key, []).append(float(value))
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions, e.g. `LambdaCallback(on_episode_end=fn)`."""
+
+    def __init__(self, on_train_begin=None, on_train_end=None, on_episode_end=None,
+                 on_update_end=None):
+        super().__init__()
+        for name, fn in (("on_train_begin", on_train_begin), ("on_train_end", on_train_end),
+                         ("on_episode_end", on_episode_end), ("on_update_end", on_update_end)):
+            if fn is not None:
+                setattr(self, name, fn)
+
+
+class CallbackList:
+    """Dispatches hooks to a list of callbacks (and to the `History`)."""
+
+    def __init__(self, callbacks: Iterable[Callback] | Callback | None, agent: Any,
+                 history: History | None = None):
+        if callbacks is None:
+            callbacks = []
+        elif isinstance(callbacks, Callback):
+            callbacks = [callbacks]
+        self.callbacks = list(callbacks)
+        from kerasrl.errors import ArgumentError
+
+        for callback in self.callbacks:
+            if not isinstance(callback, Callback):
+                raise ArgumentError.invalid(
+                    "callbacks", "kerasrl.callbacks.Callback instances", callback
+                )
+        if history is not None:
+            self.callbacks.append(history)
+        self.agent = agent
+        for callback in self.callbacks:
+            callback.set_agent(agent)
+
+    def __getattr__(self, name: str):
+        if not name.startswith("on_"):
+            raise AttributeError(name)
+
+        def dispatch(*args, **kwargs):
+            for callback in self.callbacks:
+                getattr(callback, name)(*args, **kwargs)
+
+        return dispatch

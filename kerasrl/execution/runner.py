@@ -1,0 +1,518 @@
+"""The `Runner`: the loop between an agent and its environments.
+
+`batch_agent_calls=True` (what `agent.fit` uses) steps all environments as one
+`VectorEnvironment` and makes one `act` and one `observe` call per step for
+all of them. Otherwise the environments are stepped in turn, one `act`/
+`observe` per environment, as Tensorforce did.
+
+A `rich` progress bar shows the mean return, the episode length, environment
+steps per second and the share of time spent inside the agent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from kerasrl.errors import ArgumentError
+from kerasrl.specs import flatten
+
+
+def _flat_actions(actions: Any, agent) -> dict:
+    if agent.actions_spec.singleton:
+        return {agent.actions_spec.singleton_name: actions}
+    return flatten(actions)
+
+
+class _Progress:
+    """A rich progress bar with RL statistics (no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int | None, unit: str, description: str):
+        self.enabled = enabled
+        self._last = 0.0
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"),
+            refresh_per_second=4,
+        )
+        self.task = self.progress.add_task(description, total=total, stats="")
+        self.progress.start()
+
+    def update(self, completed: int, stats: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if force or now - self._last > 0.2:
+            self._last = now
+            self.progress.update(self.task, completed=completed, stats=stats)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.progress.stop()
+            self.enabled = False
+
+
+class Runner:
+    """Runs an agent on one or several environments.
+
+    Args:
+        agent: An `Agent`, or an agent spec (str, dict, JSON file) created
+            with the environment's specs and `parallel_interactions=num_parallel`.
+        environment: Environment spec or instance.
+        max_episode_timesteps: Passed to the created environments.
+        num_parallel: Number of environment copies (>= 1).
+        environments: An explicit list of environments (implies num_parallel).
+        evaluation: A separate evaluation environment (not available yet).
+        remote, blocking, host, port: Remote environments (not available yet).
+        seed: Seed of the environments (environment i gets `seed + i`).
+
+    Attributes:
+        episode_returns, episode_timesteps, episode_seconds,
+        episode_agent_seconds: Per finished training episode.
+        evaluation_returns, evaluation_timesteps: Per evaluation episode.
+        timesteps, episodes, updates: Counters of the last `run`.
+
+    Example:
+
+    ```python
+    runner = Runner(agent='ppo.json', environment='CartPole-v1', num_parallel=5)
+    runner.run(num_episodes=100, batch_agent_calls=True)
+    runner.close()
+    ```
+    """
+
+    def __init__(
+        self,
+        agent: Any,
+        environment: Any = None,
+        max_episode_timesteps: int | None = None,
+        num_parallel: int | None = None,
+        environments: Sequence[Any] | None = None,
+        evaluation: bool = False,
+        remote: str | None = None,
+        blocking: bool = False,
+        host: Any = None,
+        port: Any = None,
+        seed: int | None = None,
+    ):
+        from kerasrl.agents.agent import Agent
+        from kerasrl.environments.environment import Environment
+
+        if remote is not None or host is not None or port is not None or blocking:
+            raise ArgumentError(
+                "Remote environments (remote/host/port/blocking) are not available in this "
+                f"version of kerasrl yet; received remote={remote!r}."
+            )
+        if evaluation:
+            raise ArgumentError(
+                "Runner(evaluation=True) (a separate evaluation environment) is not available "
+                "yet; use runner.run(evaluation=True) or agent.evaluate()."
+            )
+        if environments is not None:
+            if environment is not None:
+                raise ArgumentError("Give either 'environment' or 'environments', not both.")
+            if num_parallel not in (None, len(environments)):
+                raise ArgumentError.invalid(
+                    "num_parallel", f"None or len(environments)={len(environments)}", num_parallel
+                )
+            specs = list(environments)
+            num_parallel = len(specs)
+        else:
+            if environment is None:
+                raise ArgumentError("Missing argument 'environment' of Runner.")
+            if num_parallel is None:
+                num_parallel = 1
+            if isinstance(num_parallel, bool) or not isinstance(num_parallel, (int, np.integer)) \
+                    or num_parallel < 1:
+                raise ArgumentError.invalid("num_parallel", "a positive int", num_parallel)
+            num_parallel = int(num_parallel)
+            is_instance = isinstance(environment, Environment) or hasattr(environment, "step")
+            if is_instance and num_parallel > 1:
+                raise ArgumentError.invalid(
+                    "environment", "an environment spec (not an instance) with num_parallel > 1",
+                    environment,
+                )
+            specs = [environment] * num_parallel if is_instance else None
+        self.num_parallel = num_parallel
+        self._environment = environment
+        self._specs = specs
+        self._max_episode_timesteps = max_episode_timesteps
+        self._seed = seed
+        self._owned_environments: list = []
+        # Specs for the agent come from a probe environment (closed right away
+        # unless it is the user's instance).
+        probe = self._make_single(0)
+        self._probe = probe
+        if isinstance(agent, Agent):
+            self.agent = agent
+            self._owns_agent = False
+        else:
+            if isinstance(agent, dict) and "directory" in agent:
+                raise ArgumentError("Loading agents (agent=dict(directory=...)) is not available yet.")
+            kwargs = dict(states=probe.states_spec.get_config(),
+                          actions=probe.actions_spec.get_config())
+            if probe.max_episode_timesteps is not None:
+                kwargs["max_episode_timesteps"] = probe.max_episode_timesteps
+            self.agent = Agent.create(agent, parallel_interactions=num_parallel, **kwargs)
+            self._owns_agent = True
+        if self.agent.parallel_interactions < num_parallel:
+            raise ArgumentError.invalid(
+                "num_parallel", f"<= the agent's parallel_interactions "
+                f"({self.agent.parallel_interactions})", num_parallel,
+            )
+        if self.agent.states_spec.get_config() != probe.states_spec.get_config() or \
+                self.agent.actions_spec.get_config() != probe.actions_spec.get_config():
+            raise ArgumentError(
+                "The agent's states/actions specs differ from the environment's: agent "
+                f"{self.agent.states_spec.get_config()} / {self.agent.actions_spec.get_config()}, "
+                f"environment {probe.states_spec.get_config()} / "
+                f"{probe.actions_spec.get_config()}."
+            )
+        self._vector = None
+        self._singles: list | None = None
+        self.episode_returns: list[float] = []
+        self.episode_timesteps: list[int] = []
+        self.episode_seconds: list[float] = []
+        self.episode_agent_seconds: list[float] = []
+        self.evaluation_returns: list[float] = []
+        self.evaluation_timesteps: list[int] = []
+        self.timesteps = self.episodes = self.updates = 0
+
+    # ------------------------------------------------------------------ environments
+    def _make_single(self, index: int):
+        from kerasrl.environments.vectorized import VectorEnvironment
+
+        if self._specs is not None:
+            spec = self._specs[index]
+        else:
+            spec = self._environment
+        seed = None if self._seed is None else self._seed + index
+        env = VectorEnvironment.create(
+            [spec], max_episode_timesteps=self._max_episode_timesteps, seed=seed
+        ) if self._specs is not None else VectorEnvironment.create(
+            spec, num_parallel=1, max_episode_timesteps=self._max_episode_timesteps, seed=seed
+        )
+        return env
+
+    def _vector_environment(self):
+        from kerasrl.environments.vectorized import VectorEnvironment
+
+        if self._vector is None:
+            if self.num_parallel == 1:
+                self._vector = self._probe
+            elif self._specs is not None:
+                self._vector = VectorEnvironment.create(
+                    self._specs, max_episode_timesteps=self._max_episode_timesteps,
+                    seed=self._seed,
+                )
+            else:
+                self._vector = VectorEnvironment.create(
+                    self._environment, num_parallel=self.num_parallel,
+                    max_episode_timesteps=self._max_episode_timesteps, seed=self._seed,
+                )
+        return self._vector
+
+    def _single_environments(self):
+        if self._singles is None:
+            self._singles = [self._probe] + [
+                self._make_single(i) for i in range(1, self.num_parallel)
+            ]
+        return self._singles
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        num_episodes: int | None = None,
+        num_timesteps: int | None = None,
+        num_updates: int | None = None,
+        batch_agent_calls: bool = False,
+        sync_timesteps: bool = False,
+        sync_episodes: bool = False,
+        num_sleep_secs: float = 0.001,
+        callback: Callable | Sequence[Callable] | None = None,
+        callback_episode_frequency: int | None = None,
+        callback_timestep_frequency: int | None = None,
+        use_tqdm: bool = True,
+        mean_horizon: int = 1,
+        evaluation: bool = False,
+        save_best_agent: str | None = None,
+        evaluation_callback: Callable | None = None,
+        deterministic: bool = True,
+        keras_callbacks: Any = None,
+    ) -> None:
+        """Runs episodes until a limit is reached.
+
+        Args:
+            num_episodes: Stop after this many finished episodes (all
+                environments together).
+            num_timesteps: Stop after this many timesteps (all environments).
+            num_updates: Stop after this many agent updates.
+            batch_agent_calls: One batched act/observe for all environments.
+            sync_timesteps, sync_episodes: Accepted for compatibility; batched
+                calls already step all environments together.
+            num_sleep_secs: Unused (local environments are never polled).
+            callback: `fn(runner, parallel) -> bool` (or a list); returning
+                False stops the run.
+            callback_episode_frequency: Call `callback` every N episodes of an
+                environment (default 1).
+            callback_timestep_frequency: Call `callback` every N timesteps.
+            use_tqdm: Show a progress bar (the name is Tensorforce's).
+            mean_horizon: Episodes averaged for the displayed return.
+            evaluation: Act independently (no learning) in every environment.
+            save_best_agent: Not available yet.
+            evaluation_callback: Not available yet.
+            deterministic: With `evaluation=True`, act deterministically.
+            keras_callbacks: A `kerasrl.callbacks.CallbackList` (used by `fit`).
+        """
+        if save_best_agent is not None or evaluation_callback is not None:
+            raise ArgumentError("save_best_agent/evaluation_callback are not available yet.")
+        if num_episodes is None and num_timesteps is None and num_updates is None:
+            raise ArgumentError(
+                "Runner.run needs a limit: num_episodes, num_timesteps or num_updates."
+            )
+        for name, value in (("num_episodes", num_episodes), ("num_timesteps", num_timesteps),
+                            ("num_updates", num_updates)):
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, (int, np.integer)) or value < 1):
+                raise ArgumentError.invalid(name, "a positive int or None", value)
+        if callback_episode_frequency is not None and callback_timestep_frequency is not None:
+            raise ArgumentError(
+                "callback_episode_frequency and callback_timestep_frequency are exclusive."
+            )
+        if callback is None:
+            callbacks = []
+        elif callable(callback):
+            callbacks = [callback]
+        else:
+            callbacks = list(callback)
+        if callback_timestep_frequency is None and callback_episode_frequency is None:
+            callback_episode_frequency = 1
+        self._limits = (num_episodes, num_timesteps, num_updates)
+        self._callbacks = callbacks
+        self._callback_episode_frequency = callback_episode_frequency
+        self._callback_timestep_frequency = callback_timestep_frequency
+        self._keras = keras_callbacks
+        self._mean_horizon = max(1, int(mean_horizon))
+        self._evaluation = evaluation
+        self._deterministic = deterministic
+        self.timesteps = self.episodes = self.updates = 0
+        self._agent_seconds = 0.0
+        self._start = time.perf_counter()
+        self._stop = False
+        if not evaluation:
+            self.agent.reset()
+        if num_episodes is not None:
+            total, unit = num_episodes, "episodes"
+        elif num_timesteps is not None:
+            total, unit = num_timesteps, "timesteps"
+        else:
+            total, unit = num_updates, "updates"
+        self._progress_unit = unit
+        self._progress = _Progress(
+            bool(use_tqdm), total, unit, "evaluate" if evaluation else "train"
+        )
+        if self._keras is not None:
+            self._keras.on_train_begin({})
+        self.agent.stop_training = False
+        try:
+            if batch_agent_calls or self.num_parallel == 1:
+                self._run_batched()
+            else:
+                self._run_in_turn()
+        finally:
+            self._progress.update(self._progress_count(), self._stats(), force=True)
+            self._progress.close()
+        if self._keras is not None:
+            self._keras.on_train_end({"episodes": self.episodes, "timesteps": self.timesteps})
+
+    def _progress_count(self) -> int:
+        return {"episodes": self.episodes, "timesteps": self.timesteps,
+                "updates": self.updates}[self._progress_unit]
+
+    def _stats(self) -> str:
+        returns = self.evaluation_returns if self._evaluation else self.episode_returns
+        lengths = self.evaluation_timesteps if self._evaluation else self.episode_timesteps
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        parts = []
+        if returns:
+            recent = returns[-self._mean_horizon:]
+            parts.append(f"return {np.mean(recent):.1f}")
+            parts.append(f"len {np.mean(lengths[-self._mean_horizon:]):.0f}")
+        parts.append(f"{self.timesteps / elapsed:,.0f} steps/s")
+        parts.append(f"agent {100 * self._agent_seconds / elapsed:.0f}%")
+        return "  ".join(parts)
+
+    def _done(self) -> bool:
+        num_episodes, num_timesteps, num_updates = self._limits
+        return (
+            self._stop
+            or getattr(self.agent, "stop_training", False)
+            or (num_episodes is not None and self.episodes >= num_episodes)
+            or (num_timesteps is not None and self.timesteps >= num_timesteps)
+            or (num_updates is not None and self.updates >= num_updates)
+        )
+
+    def _episode_finished(self, parallel: int, episode_return: float, length: int,
+                          seconds: float, agent_seconds: float) -> None:
+        self.episodes += 1
+        if self._evaluation:
+            self.evaluation_returns.append(float(episode_return))
+            self.evaluation_timesteps.append(int(length))
+        else:
+            self.episode_returns.append(float(episode_return))
+            self.episode_timesteps.append(int(length))
+            self.episode_seconds.append(float(seconds))
+            self.episode_agent_seconds.append(float(agent_seconds))
+        if self._keras is not None:
+            self._keras.on_episode_end(self.episodes - 1, {
+                "episode_return": float(episode_return), "episode_length": int(length),
+                "parallel": int(parallel), "timesteps": self.timesteps,
+            })
+        if self._callback_episode_frequency and self.episodes % self._callback_episode_frequency == 0:
+            self._call_callbacks(parallel)
+
+    def _call_callbacks(self, parallel: int) -> None:
+        for callback in self._callbacks:
+            if callback(self, parallel) is False:
+                self._stop = True
+
+    def _updated(self, count: int) -> None:
+        if count <= 0:
+            return
+        self.updates += count
+        if self._keras is not None:
+            self._keras.on_update_end(self.agent.updates - 1, dict(
+                getattr(self.agent, "last_metrics", {})))
+
+    def _run_batched(self) -> None:
+        agent = self.agent
+        env = self._vector_environment()
+        n = env.num_parallel
+        slots = np.arange(n)
+        episode_return = np.zeros(n)
+        episode_length = np.zeros(n, dtype=np.int64)
+        episode_start = np.full(n, time.perf_counter())
+        episode_agent = np.zeros(n)
+        quota = None
+        if self._evaluation and self._limits[0] is not None:
+            # Each environment runs a fixed share of the episodes (unbiased mean).
+            quota = np.array([(self._limits[0] + i) // n for i in range(n)])
+        states = env.reset()
+        timestep_frequency = self._callback_timestep_frequency
+        while not self._done():
+            t0 = time.perf_counter()
+            if self._evaluation:
+                actions = agent.act(states, independent=True, deterministic=self._deterministic)
+            else:
+                actions = agent.act(states, parallel=slots)
+            t1 = time.perf_counter()
+            states, terminal, reward = env.execute(_flat_actions(actions, agent))
+            t2 = time.perf_counter()
+            if not self._evaluation:
+                self._updated(agent.observe(reward, terminal, parallel=slots))
+            t3 = time.perf_counter()
+            spent = (t1 - t0) + (t3 - t2)
+            self._agent_seconds += spent
+            episode_agent += spent / n
+            active = slice(None) if quota is None else quota > 0
+            self.timesteps += n if quota is None else int(np.count_nonzero(quota > 0))
+            episode_return[active] += reward[active]
+            episode_length[active] += 1
+            if timestep_frequency and self.timesteps % timestep_frequency < n:
+                self._call_callbacks(0)
+            finished = np.nonzero(terminal)[0]
+            if len(finished):
+                now = time.perf_counter()
+                for i in finished:
+                    if quota is not None:
+                        if quota[i] <= 0:
+                            continue
+                        quota[i] -= 1
+                    self._episode_finished(int(i), episode_return[i], episode_length[i],
+                                           now - episode_start[i], episode_agent[i])
+                    episode_return[i] = 0.0
+                    episode_length[i] = 0
+                    episode_start[i] = now
+                    episode_agent[i] = 0.0
+                if quota is not None and not quota.any():
+                    break
+            self._progress.update(self._progress_count(), self._stats())
+
+    def _run_in_turn(self) -> None:
+        agent = self.agent
+        envs = self._single_environments()
+        n = len(envs)
+        states = [env.reset() for env in envs]
+        episode_return = np.zeros(n)
+        episode_length = np.zeros(n, dtype=np.int64)
+        episode_start = np.full(n, time.perf_counter())
+        episode_agent = np.zeros(n)
+        while not self._done():
+            for i, env in enumerate(envs):
+                t0 = time.perf_counter()
+                if self._evaluation:
+                    actions = agent.act(states[i], independent=True,
+                                        deterministic=self._deterministic)
+                else:
+                    actions = agent.act(states[i], parallel=[i])
+                t1 = time.perf_counter()
+                states[i], terminal, reward = env.execute(_flat_actions(actions, agent))
+                t2 = time.perf_counter()
+                if not self._evaluation:
+                    self._updated(agent.observe(reward, terminal, parallel=[i]))
+                t3 = time.perf_counter()
+                spent = (t1 - t0) + (t3 - t2)
+                self._agent_seconds += spent
+                episode_agent[i] += spent
+                self.timesteps += 1
+                episode_return[i] += reward[0]
+                episode_length[i] += 1
+                if self._callback_timestep_frequency and \
+                        episode_length[i] % self._callback_timestep_frequency == 0:
+                    self._call_callbacks(i)
+                if terminal[0]:
+                    now = time.perf_counter()
+                    self._episode_finished(i, episode_return[i], episode_length[i],
+                                           now - episode_start[i], episode_agent[i])
+                    episode_return[i] = 0.0
+                    episode_length[i] = 0
+                    episode_start[i] = now
+                    episode_agent[i] = 0.0
+                if self._done():
+                    break
+            self._progress.update(self._progress_count(), self._stats())
+
+    def close(self) -> None:
+        """Closes the environments the runner created (and the agent if it created it)."""
+        closed = set()
+        for env in [self._probe, self._vector] + list(self._singles or []):
+            if env is not None and id(env) not in closed:
+                closed.add(id(env))
+                if self._specs is None or not self._user_instance():
+                    env.close()
+        if self._owns_agent:
+            self.agent.close()
+
+    def _user_instance(self) -> bool:
+        from kerasrl.environments.environment import Environment
+
+        return isinstance(self._environment, Environment)

@@ -1,0 +1,151 @@
+"""Host-side experience storage in preallocated NumPy arrays.
+
+- `TrajectoryBuffer`: the running (unfinished) trajectory of every parallel
+  slot, written one timestep at a time for any subset of slots with a single
+  fancy-indexed assignment per field.
+- `RecentMemory`: finished, processed segments (episodes, or rollout pieces)
+  kept in order; an update reads the most recent timesteps or episodes.
+
+Both hold flat dicts of arrays (`{field_name: array}`), so states and actions
+of any nesting are stored the same way.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+
+import numpy as np
+
+
+class TrajectoryBuffer:
+    """Per-slot running trajectories.
+
+    Args:
+        fields: `{name: (shape, dtype)}` of what one timestep holds.
+        num_slots: Number of parallel slots.
+        capacity: Initial timesteps per slot (grows by doubling when needed).
+    """
+
+    def __init__(self, fields: Mapping[str, tuple], num_slots: int, capacity: int = 64):
+        self.fields = dict(fields)
+        self.num_slots = num_slots
+        self.capacity = max(1, int(capacity))
+        self.data = {
+            name: np.zeros((num_slots, self.capacity) + tuple(shape), dtype=dtype)
+            for name, (shape, dtype) in self.fields.items()
+        }
+        self.position = np.zeros(num_slots, dtype=np.int64)
+
+    def _grow(self) -> None:
+        self.capacity *= 2
+        for name, array in self.data.items():
+            grown = np.zeros((array.shape[0], self.capacity) + array.shape[2:], dtype=array.dtype)
+            grown[:, : array.shape[1]] = array
+            self.data[name] = grown
+
+    def write(self, slots: np.ndarray, values: Mapping[str, np.ndarray], advance: bool) -> None:
+        """Writes `values` (batched over `slots`) at each slot's current position.
+
+        Args:
+            slots: `(n,)` slot indices.
+            values: Subset of fields, each `(n, *shape)`.
+            advance: Move the slots' positions forward after writing.
+        """
+        positions = self.position[slots]
+        while positions.max(initial=0) >= self.capacity:
+            self._grow()
+        for name, value in values.items():
+            self.data[name][slots, positions] = value
+        if advance:
+            self.position[slots] += 1
+
+    def segment(self, slot: int, length: int | None = None) -> dict[str, np.ndarray]:
+        """Copies the first `length` (default: all written) timesteps of a slot."""
+        length = int(self.position[slot]) if length is None else length
+        return {name: array[slot, :length].copy() for name, array in self.data.items()}
+
+    def clear(self, slots: np.ndarray | int) -> None:
+        self.position[slots] = 0
+
+
+class RecentMemory:
+    """The most recent processed segments, in insertion order.
+
+    Args:
+        capacity: Maximum number of timesteps kept (older segments are
+            dropped whole, but the newest segment is always kept).
+        max_episodes: Maximum number of complete episodes kept.
+    """
+
+    def __init__(self, capacity: int | None = None, max_episodes: int | None = None):
+        self.capacity = capacity
+        self.max_episodes = max_episodes
+        self.segments: deque[tuple[dict[str, np.ndarray], bool]] = deque()
+        self.size = 0
+        self.num_episodes = 0
+
+    def add(self, segment: dict[str, np.ndarray], episode_end: bool) -> None:
+        """Appends a segment; `episode_end` marks that it completes an episode."""
+        length = len(next(iter(segment.values())))
+        if length == 0:
+            return
+        self.segments.append((segment, episode_end))
+        self.size += length
+        self.num_episodes += int(episode_end)
+        while len(self.segments) > 1 and (
+            (self.capacity is not None and self.size > self.capacity)
+            or (self.max_episodes is not None and self.num_episodes > self.max_episodes)
+        ):
+            old, old_end = self.segments.popleft()
+            self.size -= len(next(iter(old.values())))
+            self.num_episodes -= int(old_end)
+
+    def latest_timesteps(self, n: int) -> dict[str, np.ndarray]:
+        """The last `min(n, size)` timesteps, concatenated."""
+        parts, total = [], 0
+        for segment, _ in reversed(self.segments):
+            parts.append(segment)
+            total += len(next(iter(segment.values())))
+            if total >= n:
+                break
+        batch = {k: np.concatenate([p[k] for p in reversed(parts)]) for k in parts[0]}
+        if total > n:
+            batch = {k: v[total - n:] for k, v in batch.items()}
+        return batch
+
+    def latest_episodes(self, n: int) -> dict[str, np.ndarray]:
+        """All timesteps of the last `min(n, num_episodes)` complete episodes."""
+        parts, count = [], 0
+        for segment, end in reversed(self.segments):
+            if count >= n and end:
+                break
+            parts.append(segment)
+            count += int(end)
+        return {k: np.concatenate([p[k] for p in reversed(parts)]) for k in parts[0]}
+
+    def clear(self) -> None:
+        self.segments.clear()
+        self.size = 0
+        self.num_episodes = 0
+
+
+def pad_batch(batch: Mapping[str, np.ndarray], minimum: int = 16) -> tuple[dict, np.ndarray, int]:
+    """Pads every array to the next power of two (so compiled shapes repeat).
+
+    Returns:
+        `(padded, valid, n)` where `valid` is a float32 `(padded_size,)` mask
+        of real rows and `n` the number of real rows. Bool arrays are padded
+        with True (padded masks then allow every action).
+    """
+    n = len(next(iter(batch.values())))
+    size = max(minimum, 1 << max(0, int(n - 1).bit_length()))
+    padded = {}
+    for key, value in batch.items():
+        out = np.ones if value.dtype == np.bool_ else np.zeros
+        array = out((size,) + value.shape[1:], dtype=value.dtype)
+        array[:n] = value
+        padded[key] = array
+    valid = np.zeros(size, dtype=np.float32)
+    valid[:n] = 1.0
+    return padded, valid, n

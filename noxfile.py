@@ -1,0 +1,33 @@
+"""Test automation: `nox` runs the linter and the test suite on every backend.
+
+Sessions:
+- `lint`: ruff.
+- `tests-jax`, `tests-tensorflow`, `tests-torch`: the whole suite with
+  `KERAS_BACKEND` set to that backend (each in its own virtualenv).
+
+Pass pytest arguments after `--`, e.g. `nox -s tests-jax -- -k masking`.
+"""
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+BACKENDS = ["jax", "tensorflow", "torch"]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "kerasrl", "tests", "examples", "benchmarks", "noxfile.py")
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS, ids=BACKENDS)
+def tests(session: nox.Session, backend: str) -> None:
+    session.install("-e", f".[dev,{backend}]")
+    session.run(
+        "pytest", "-q", *session.posargs,
+        env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+             "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""},
+    )
