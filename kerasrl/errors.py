@@ -34,7 +34,7 @@ class KerasRLError(Exception):
     @classmethod
     def invalid(
         cls, argument: str, expected: str, received: Any, where: str | None = None
-    ) -> "KerasRLError":
+    ) -> KerasRLError:
         """Builds an error for an invalid value.
 
         Args:

@@ -10,6 +10,7 @@ model that maps the raw states to one rank-1 embedding per sample:
   forbids `/` in names, so the `Input` of a nested state `'a/b'` is named
   `'a.b'` (the dict key stays `'a/b'`). Dtypes: float → `float32`,
   int → `int32` (int64 arrays are accepted and converted), bool → `bool`.
+  `model.inputs` (a flat list) follows Keras' sorted-key order; use the dict.
 - **Output**: one float tensor `(batch, d)`. A higher-rank result is
   flattened (a layer `<name>_flatten_output`), an int/bool result is cast to
   float32 (`<name>_cast_output`).
@@ -30,7 +31,17 @@ sequential stack); a list of lists of layer specs (stacks connected through
 or zero-argument factory; or the path of a JSON file holding one of these.
 With several states a Keras model is called on the list of (preprocessed)
 state tensors in `states` order, as in Tensorforce; with one state on that
-tensor.
+tensor. A Keras model instance becomes a layer of the network, so giving the
+same instance to two networks shares its weights.
+
+Training mode: `dropout` and `exponential_normalization` act only when the
+model is called with `training=True` (the latter then updates its moving
+moments, which `stateless_call` returns among the non-trainable variables).
+
+Inside a layer list, a layer is a spec dict, a type string (`'flatten'`), a
+`keras.layers.Layer` instance or subclass, a callable (a `function` layer) or
+a string expression in `x` such as `'ops.tanh(x) * 2.0'` (also a `function`
+layer).
 
 Layer names: `<name>_<local>`, where `<name>` is the `name` argument (with
 `/` and `.` replaced by `_`) and `<local>` is, in order of preference, the
@@ -38,7 +49,7 @@ layer spec's `name`, or `<type><n>` with `n` counting the layers of that type
 in the network (`dense0`, `dense1`, `conv2d0`, ...). The auto network names
 its layers like Tensorforce: for a single state `dense0`, `dense1`; for
 several states `<state>_dense0`, ..., `<state>_embedding`, `<state>_pooling`
-and the final `dense0`. So Tensorforce's `policy/network/dense0/weights` is
+and the final `dense0` (with `/` and `.` in state names replaced by `_`). So Tensorforce's `policy/network/dense0/weights` is
 the `kernel` of layer `policy_network_dense0` of the model built with
 `name='policy_network'` (and `bias` is `bias`). Preprocessing layers are named
 `preprocessing_<state>_<type><n>`.
@@ -86,6 +97,7 @@ from kerasrl.layers import (
     Retrieve,
 )
 from kerasrl.layers import base as layer_base
+from kerasrl.layers.misc import compile_expression
 from kerasrl.registry import import_object, is_json_path, load_json, resolve
 from kerasrl.specs import Specs, ValueSpec
 
@@ -648,7 +660,7 @@ class NetworkBuilder:
         if key == "block":
             return self._block(spec, self._need_input(current, "block"), build, created)
         if key == "reuse":
-            return self._reuse(spec, self._need_input(current, "reuse"), created)
+            return self._reuse(spec, self._need_input(current, "reuse"), build, created)
         if key in UNSUPPORTED_TYPES:
             raise ArgumentError.invalid(
                 "layer type", f"a supported layer type (Tensorforce's '{key}' layer is not "
@@ -675,6 +687,13 @@ class NetworkBuilder:
         if isinstance(spec, str):
             if is_json_path(spec):
                 return NetworkBuilder._normalize_layer_spec(load_json(spec, "layer"))
+            known = spec.lower() in LAYER_TYPES or spec.lower() in UNSUPPORTED_TYPES
+            if not known and import_object(spec) is None:
+                try:  # a bare expression in x is a function layer
+                    compile_expression(spec)
+                    return {"type": "function", "function": spec}
+                except ArgumentError:
+                    pass
             return {"type": spec}
         if isinstance(spec, type):
             if issubclass(spec, keras.layers.Layer):
@@ -791,14 +810,13 @@ class NetworkBuilder:
                 "tensors", f"states or registered tensors among {sorted(build.tensors)}",
                 unknown if len(unknown) > 1 else unknown[0], "layer 'retrieve'",
             )
+        arguments = dict(aggregation=spec.get("aggregation", "concat"), axis=spec.get("axis", 0))
+        Retrieve(**arguments)  # validates the arguments also for a single tensor
         items = [build.tensors[n] for n in names]
         if len(items) == 1:
             return items[0]
         local = spec.get("name") or build.names.next_local("retrieve")
-        layer = Retrieve(
-            tensors=list(names), aggregation=spec.get("aggregation", "concat"),
-            axis=spec.get("axis", 0), name=build.names.unique(local),
-        )
+        layer = Retrieve(tensors=list(names), name=build.names.unique(local), **arguments)
         output = layer([item.tensor for item in items])
         info = _Info.of_tensor(output)
         kinds = {item.info.type for item in items}
@@ -830,7 +848,7 @@ class NetworkBuilder:
         created.extend(block_layers)
         return current
 
-    def _reuse(self, spec: dict, current: _Tensor, created: list) -> _Tensor:
+    def _reuse(self, spec: dict, current: _Tensor, build: _Build, created: list) -> _Tensor:
         _check_keys(spec, ("type", "layer", "name"), "reuse")
         target = spec.get("layer")
         if isinstance(target, str) and target in self._named:
@@ -846,6 +864,7 @@ class NetworkBuilder:
         for layer in layers:
             current = self._call(layer, current)
         created.extend(layers)
+        build.names.used.update(layer.name for layer in layers)
         return current
 
     # ------------------------------------------------------------------ keras models

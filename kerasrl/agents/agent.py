@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -157,11 +156,9 @@ class Agent:
         self._parser = StateParser(self.states_spec, self.actions_spec)
         seed = self.config["seed"]
         if seed is not None:
-            random.seed(seed)
-            np.random.seed(seed)
-            import keras
+            from kerasrl import backend
 
-            keras.utils.set_random_seed(seed)
+            backend.set_random_seed(int(seed))
         self._rng = np.random.default_rng(seed)
         self.timesteps = 0
         self.episodes = 0

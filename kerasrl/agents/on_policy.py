@@ -260,7 +260,7 @@ class OnPolicyAgent(Agent):
             )
             self.distributions[name] = dist
             outputs[name] = dist.build(embedding)
-        self.policy_model = keras.Model(policy_network.inputs, outputs, name="policy")
+        self.policy_model = keras.Model(policy_network.input, outputs, name="policy")
         self.has_baseline = baseline is not None
         self.baseline_model = None
         if self.has_baseline:
@@ -274,7 +274,7 @@ class OnPolicyAgent(Agent):
                 1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="baseline_value"
             )(hidden)
             value = keras.layers.Reshape((), name="baseline_squeeze")(value)
-            self.baseline_model = keras.Model(baseline_network.inputs, value, name="baseline")
+            self.baseline_model = keras.Model(baseline_network.input, value, name="baseline")
 
         # ---------------------------------------------------------------- optimizers
         self.baseline_optimizer_spec = None
@@ -424,7 +424,7 @@ class OnPolicyAgent(Agent):
 
     # ------------------------------------------------------------------ compiled programs
     def _act_program(self, states, masks, exploration, deterministic: bool):
-        params = self.policy_model(states)
+        params = kbackend.call_model(self.policy_model, states)
         actions = {}
         log_prob = None
         for name, dist in self.distributions.items():
@@ -439,7 +439,7 @@ class OnPolicyAgent(Agent):
             log_prob = term if log_prob is None else log_prob + term
         outputs = {"actions": actions, "log_prob": log_prob}
         if self.has_baseline:
-            outputs["value"] = self.baseline_model(states)
+            outputs["value"] = kbackend.call_model(self.baseline_model, states)
         else:
             outputs["value"] = ops.zeros_like(log_prob)
         return outputs
@@ -497,7 +497,7 @@ class OnPolicyAgent(Agent):
 
     def value_objective(self, batch, weights, hyper):
         """Baseline loss: mean squared error between V(s) and the returns."""
-        value = self.baseline_model(self._batch_states(batch), training=True)
+        value = kbackend.call_model(self.baseline_model, self._batch_states(batch), training=True)
         value_loss = _weighted_mean(ops.square(value - batch["return"]), weights)
         return value_loss, {"value_loss": value_loss}
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from keras import ops
 
+from kerasrl import backend as kbackend
 from kerasrl import parameters
 from kerasrl.agents.on_policy import OnPolicyAgent, _weighted_mean, parse_update
 from kerasrl.optimizers import OptimizerSpec
@@ -169,7 +170,7 @@ class PPO(OnPolicyAgent):
 
     def policy_objective(self, batch, weights, hyper):
         """The clipped surrogate loss of one gradient step (see module docstring)."""
-        params = self.policy_model(self._batch_states(batch), training=True)
+        params = kbackend.call_model(self.policy_model, self._batch_states(batch), training=True)
         log_prob, entropy = self._log_prob_entropy(params, batch)
         log_ratio = log_prob - batch["log_prob"]
         ratio = ops.exp(log_ratio)

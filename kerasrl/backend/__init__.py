@@ -15,6 +15,11 @@ public names:
 - `fori_loop(lower, upper, body, init)`: like `keras.ops.fori_loop`, but
   variable updates made by `body` are carried through the loop (JAX needs
   this, the others delegate to `keras.ops.fori_loop`).
+- `call_model(model, inputs, training=False)`: runs a Keras model inside a
+  compiled function (torch runs functional graphs node by node, calling each
+  layer's `call`, to skip Keras' per-call overhead).
+- `set_random_seed(seed)`: seeds Python, NumPy, Keras and the backend
+  (without importing TensorFlow on the other backends).
 
 The shared code (agents, losses, distributions) only uses `keras.ops` and
 `keras.random`, and calls these three names.
@@ -27,11 +32,29 @@ import keras
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "jax":
-    from kerasrl.backend.jax import Engine, fori_loop, gradient_step
+    from kerasrl.backend.jax import (
+        Engine,
+        call_model,
+        fori_loop,
+        gradient_step,
+        set_random_seed,
+    )
 elif _BACKEND == "tensorflow":
-    from kerasrl.backend.tensorflow import Engine, fori_loop, gradient_step
+    from kerasrl.backend.tensorflow import (
+        Engine,
+        call_model,
+        fori_loop,
+        gradient_step,
+        set_random_seed,
+    )
 elif _BACKEND == "torch":
-    from kerasrl.backend.torch import Engine, fori_loop, gradient_step
+    from kerasrl.backend.torch import (
+        Engine,
+        call_model,
+        fori_loop,
+        gradient_step,
+        set_random_seed,
+    )
 else:  # pragma: no cover - numpy/openvino cannot train
     from kerasrl.errors import ArgumentError
 
@@ -45,4 +68,4 @@ def name() -> str:
     return _BACKEND
 
 
-__all__ = ["Engine", "gradient_step", "fori_loop", "name"]
+__all__ = ["Engine", "call_model", "gradient_step", "fori_loop", "set_random_seed", "name"]

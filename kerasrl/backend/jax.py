@@ -169,3 +169,27 @@ def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:
     for variable, value in zip(variables, values):
         scope.add_update((variable, value))
     return carry
+
+
+def _set_keras_seed(seed: int) -> None:
+    """Seeds Python, NumPy and Keras' global seed state without importing TensorFlow."""
+    import random
+
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def set_random_seed(seed: int) -> None:
+    """Like `keras.utils.set_random_seed`, without importing TensorFlow."""
+    _set_keras_seed(seed)
+
+
+def call_model(model: keras.Model, inputs: Any, training: bool = False) -> Any:
+    """Runs `model` on `inputs` (inside compiled functions the call is traced once)."""
+    return model(inputs, training=training)

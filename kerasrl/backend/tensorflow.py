@@ -72,3 +72,13 @@ def gradient_step(
 def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:
     """`body(i, carry) -> carry` repeated inside the compiled function."""
     return keras.ops.fori_loop(lower, upper, body, init)
+
+
+def set_random_seed(seed: int) -> None:
+    """`keras.utils.set_random_seed` (Python, NumPy, Keras and TensorFlow)."""
+    keras.utils.set_random_seed(seed)
+
+
+def call_model(model: keras.Model, inputs: Any, training: bool = False) -> Any:
+    """Runs `model` on `inputs` (inside compiled functions the call is traced once)."""
+    return model(inputs, training=training)

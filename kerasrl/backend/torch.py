@@ -3,16 +3,25 @@
 Keras' own default for torch is eager; small RL networks gain little from
 `torch.compile` and pay seconds of compile time, so functions run eagerly:
 acting under `torch.no_grad()`, gradient steps with `torch.autograd.grad`.
+
+Threads: RL networks are small and environments need the CPU too, so torch
+runs on one intra-op thread unless `KERASRL_TORCH_THREADS` says otherwise
+(with 2 threads on a busy 2-core machine, a batch-8 forward pass was 40x
+slower than with 1, see docs/performance.md).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 import torch
+
+_THREADS = os.environ.get("KERASRL_TORCH_THREADS")
+torch.set_num_threads(int(_THREADS) if _THREADS else 1)
 
 
 def _to_tensor(value: Any) -> Any:
@@ -99,3 +108,94 @@ def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:
     for i in range(int(lower), int(upper)):
         carry = body(i, carry)
     return carry
+
+
+def _set_keras_seed(seed: int) -> None:
+    """Seeds Python, NumPy and Keras' global seed state without importing TensorFlow."""
+    import random
+
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def set_random_seed(seed: int) -> None:
+    """Like `keras.utils.set_random_seed`, without importing TensorFlow."""
+    _set_keras_seed(seed)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------- fast model calls
+# Keras' `Layer.__call__` costs ~0.1 ms per layer on torch (input conversion,
+# autocast scopes, tracking), more than a small layer's arithmetic. Inside
+# kerasrl's own functions, functional models are run node by node calling each
+# built layer's `call` directly, which is what `__call__` ends up doing.
+_PLANS: dict[int, Any] = {}
+
+
+def _plan(model: keras.Model) -> Any:
+    from keras.src import tree
+    from keras.src.models.functional import Functional
+
+    plan = _PLANS.get(id(model))
+    if plan is not None and plan[0] is model:
+        return plan
+    if not isinstance(model, Functional) or not model.built:
+        plan = (model, None)
+    else:
+        nodes = []
+        for depth in sorted(model._nodes_by_depth, reverse=True):
+            for node in model._nodes_by_depth[depth]:
+                if not node.operation or node.is_input:
+                    continue
+                operation = node.operation
+                if isinstance(operation, keras.layers.Layer) and not isinstance(
+                    operation, (Functional, keras.Sequential)
+                ):
+                    function = operation.call
+                    takes_training = getattr(operation, "_call_has_training_arg", False)
+                else:
+                    function = operation
+                    takes_training = False
+                nodes.append((function, takes_training, node.arguments,
+                              [id(x) for x in node.outputs]))
+        struct = model._inputs_struct
+        if isinstance(struct, dict):
+            keys = tree.flatten({key: key for key in struct})
+        else:
+            keys = None
+        plan = (model, (nodes, keys, [id(x) for x in model.inputs],
+                        [id(x) for x in model.outputs], model._outputs_struct))
+    _PLANS[id(model)] = plan
+    return plan
+
+
+def call_model(model: keras.Model, inputs: Any, training: bool = False) -> Any:
+    """Runs `model` on `inputs` (fast path for built functional models)."""
+    from keras.src import tree
+
+    _, plan = _plan(model)
+    if plan is None:
+        return model(inputs, training=training)
+    nodes, keys, input_ids, output_ids, outputs_struct = plan
+    if keys is not None:
+        flat = [inputs[key] for key in keys]
+    else:
+        flat = tree.flatten(inputs)
+    values = dict(zip(input_ids, flat))
+    for function, takes_training, arguments, outputs in nodes:
+        args, kwargs = arguments.fill_in(values)
+        if takes_training:
+            kwargs["training"] = training
+        result = function(*args, **kwargs)
+        if len(outputs) == 1:
+            values[outputs[0]] = result if not isinstance(result, (list, tuple)) else result[0]
+        else:
+            for key, value in zip(outputs, tree.flatten(result)):
+                values[key] = value
+    return tree.pack_sequence_as(outputs_struct, [values[i] for i in output_ids])

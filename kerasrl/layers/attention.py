@@ -85,6 +85,7 @@ class SelfAttention(base.TransformationMixin, keras.layers.Layer):
                 bias = self.add_weight(name=f"{key}_bias", shape=(units,), initializer="zeros")
             setattr(self, f"{key}_kernel", kernel)
             setattr(self, f"{key}_bias", bias)
+        self.input_spec = keras.layers.InputSpec(min_ndim=3, axes={-1: features})
 
     def _project(self, x: Any, key: str) -> Any:
         bias = getattr(self, f"{key}_bias")

@@ -72,7 +72,8 @@ class Dense(base.TransformationMixin, keras.layers.Layer):
     def build(self, input_shape: tuple) -> None:
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ArgumentError.invalid(
-                "input shape", "(batch, ..., features) with a known last axis",
+                "input shape", "(batch, ..., features) with a known last axis (flatten "
+                "scalar states first)",
                 tuple(input_shape), f"layer '{self.name}'",
             )
         self.kernel = self.add_weight(
@@ -84,6 +85,8 @@ class Dense(base.TransformationMixin, keras.layers.Layer):
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(max(self.size, 1),), initializer="zeros")
+        # Later calls (shared layers) must match the input size the kernel was built for.
+        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_shape[-1]})
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = ops.matmul(base.as_float(inputs, self.compute_dtype), self.kernel)

@@ -109,7 +109,7 @@ class LinearNormalization(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         x = base.as_float(inputs, self.compute_dtype)
         clipped = ops.minimum(ops.maximum(x, self._low), self._high)
-        y = (clipped - self._low) * self._scale + self._offset
+        y = ops.add(ops.multiply(ops.subtract(clipped, self._low), self._scale), self._offset)
         if self._bounded.all():
             return y
         return ops.where(self._bounded, y, x)
