@@ -129,3 +129,51 @@ class CallbackList:
                 getattr(callback, name)(*args, **kwargs)
 
         return dispatch
+
+
+class Evaluation(Callback):
+    """Evaluates the agent periodically during `fit` and optionally stops early.
+
+    Like SB3's `EvalCallback` + `StopTrainingOnRewardThreshold`: every
+    `every_timesteps` training timesteps (checked after each update), runs
+    `agent.evaluate(environment, episodes, deterministic=True)`.
+
+    Args:
+        environment: Evaluation environment spec (a separate copy is created).
+        every_timesteps: Evaluation interval in training timesteps.
+        episodes: Episodes per evaluation.
+        stop_at: Stop training once the mean return reaches this value.
+        seed: Seed of the evaluation environments.
+        verbose: Print each evaluation.
+
+    Attributes:
+        evaluations: List of `(timesteps, mean_return)` pairs.
+        reached_at: Training timesteps when `stop_at` was first reached, or None.
+    """
+
+    def __init__(self, environment: Any, every_timesteps: int = 10_000, episodes: int = 10,
+                 stop_at: float | None = None, seed: int | None = None, verbose: bool = False):
+        super().__init__()
+        self.environment = environment
+        self.every_timesteps = int(every_timesteps)
+        self.episodes = int(episodes)
+        self.stop_at = stop_at
+        self.seed = seed
+        self.verbose = verbose
+        self.evaluations: list[tuple[int, float]] = []
+        self.reached_at: int | None = None
+        self._next = self.every_timesteps
+
+    def on_update_end(self, update, logs=None):
+        if self.agent.timesteps < self._next:
+            return
+        self._next = self.agent.timesteps + self.every_timesteps
+        result = self.agent.evaluate(self.environment, episodes=self.episodes, seed=self.seed)
+        self.evaluations.append((self.agent.timesteps, result["mean_return"]))
+        if self.verbose:
+            print(f"timesteps {self.agent.timesteps}: evaluation mean return "
+                  f"{result['mean_return']:.1f}")
+        if self.stop_at is not None and result["mean_return"] >= self.stop_at:
+            if self.reached_at is None:
+                self.reached_at = self.agent.timesteps
+            self.agent.stop_training = True

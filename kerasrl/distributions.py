@@ -274,7 +274,12 @@ class Distribution:
         )(x)
 
     def _reshape(self, x: Tensor, suffix_shape: tuple[int, ...] = ()) -> Tensor:
-        return ops.reshape(x, (-1,) + self.spec.shape + suffix_shape)
+        shape = self.spec.shape + suffix_shape
+        if isinstance(x, keras.KerasTensor):  # functional graph: a named layer
+            name = getattr(x, "_keras_history", None)
+            layer = name.operation.name if name is not None else self.prefix
+            return keras.layers.Reshape(shape, name=f"{layer}_reshape")(x)
+        return ops.reshape(x, (-1,) + shape)
 
     # -------------------------------------------------------------- interface
     def build(self, embedding: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract

@@ -221,12 +221,26 @@ class Agent:
                             "parallel_interactions", f"<= {agent.parallel_interactions}", value
                         )
                     continue
-                if key in ("states", "actions", "max_episode_timesteps"):
+                if key in ("states", "actions"):
+                    own = agent.states_spec if key == "states" else agent.actions_spec
+                    if Specs(value, key) != own:
+                        raise ArgumentError.invalid(
+                            key, f"the agent's own spec {own.get_config()!r}", value
+                        )
                     continue
-                if agent.spec.get(key, value) != value:
+                if key == "max_episode_timesteps":
+                    own = agent.max_episode_timesteps
+                elif key in agent.spec:
+                    own = agent.spec[key]
+                elif value is None:
+                    continue
+                else:
                     raise ArgumentError.invalid(
-                        key, f"the agent's own value {agent.spec.get(key)!r}", value
+                        key, f"no such argument for the existing '{agent.agent_type}' agent",
+                        value,
                     )
+                if _jsonable(own) != _jsonable(value):
+                    raise ArgumentError.invalid(key, f"the agent's own value {own!r}", value)
             return agent
         if isinstance(agent, type) and issubclass(agent, Agent):
             if environment is not None:
@@ -377,18 +391,19 @@ class Agent:
                 f"Calling agent.act twice on parallel slot {int(slots[waiting][0])} without "
                 "agent.observe in between; for evaluation, pass independent=True."
             )
-        actions = self._act_batch(parsed.states, parsed.masks, slots, False, False)
-        self._awaiting_observe[slots] = True
-        self.timesteps += parsed.size
-        self._episode_timesteps[slots] += 1
         if self.max_episode_timesteps is not None:
-            too_long = self._episode_timesteps[slots] > self.max_episode_timesteps
+            # Checked before acting, so that a failed call leaves the agent unchanged.
+            too_long = self._episode_timesteps[slots] >= self.max_episode_timesteps
             if too_long.any():
                 raise InputError(
                     f"Episode longer than max_episode_timesteps={self.max_episode_timesteps} "
                     f"on parallel slot {int(slots[too_long][0])}: observe a terminal "
                     "(1, or 2 for a time limit) at the latest on that step."
                 )
+        actions = self._act_batch(parsed.states, parsed.masks, slots, False, False)
+        self._awaiting_observe[slots] = True
+        self.timesteps += parsed.size
+        self._episode_timesteps[slots] += 1
         return format_actions(actions, self.actions_spec, parsed)
 
     def observe(self, reward: Any = 0.0, terminal: Any = False, parallel: Any = None) -> int:

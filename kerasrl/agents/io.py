@@ -198,12 +198,14 @@ def format_actions(actions: dict[str, np.ndarray], specs: Specs, parsed: ParsedS
     a dict. Batched: an array/dict of arrays, or a list for list input.
     """
     if not parsed.batched:
-        values = {k: to_python(v[0]) for k, v in actions.items()}
+        values = {k: to_python(np.asarray(v[0])) for k, v in actions.items()}
         return specs.unflatten(values)
     if parsed.form == FORM_LIST:
         items = []
         for i in range(parsed.size):
-            items.append(specs.unflatten({k: to_python(v[i]) for k, v in actions.items()}))
+            items.append(
+                specs.unflatten({k: to_python(np.asarray(v[i])) for k, v in actions.items()})
+            )
         return items
     return specs.unflatten(actions)
 

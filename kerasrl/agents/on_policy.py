@@ -319,16 +319,22 @@ class OnPolicyAgent(Agent):
             (seed + 1) if seed is not None else int(self._rng.integers(2**31)))
         all_variables += [self._act_seed.state, self._update_seed.state]
         self.engine = kbackend.Engine(all_variables)
-        act_variables = list(self.policy_model.variables) + [self._act_seed.state]
-        if self.has_baseline:
-            act_variables += list(self.baseline_model.variables)
+        # Three act functions (each one compiled call per batch): training
+        # (sample, log-prob, value), independent sampling, and the mode.
+        policy_variables = list(self.policy_model.variables) + [self._act_seed.state]
+        train_variables = policy_variables + (
+            list(self.baseline_model.variables) if self.has_baseline else [])
+        self._act_train = self.engine.function(
+            lambda s, m, e: self._act_program(s, m, e, False, True), sync=False,
+            variables=train_variables, pack=True,
+        )
         self._act_sample = self.engine.function(
-            lambda s, m, e: self._act_program(s, m, e, False), sync=False,
-            variables=act_variables,
+            lambda s, m, e: self._act_program(s, m, e, False, False), sync=False,
+            variables=policy_variables, pack=True,
         )
         self._act_mode = self.engine.function(
-            lambda s, m, e: self._act_program(s, m, e, True), sync=False,
-            variables=act_variables,
+            lambda s, m, e: self._act_program(s, m, e, True, False), sync=False,
+            variables=policy_variables, pack=True,
         )
         self._update_program_compiled = self.engine.function(self._update_program, sync=True)
 
@@ -423,7 +429,7 @@ class OnPolicyAgent(Agent):
         return {"timesteps": self.timesteps, "episodes": self.episodes, "updates": self.updates}
 
     # ------------------------------------------------------------------ compiled programs
-    def _act_program(self, states, masks, exploration, deterministic: bool):
+    def _act_program(self, states, masks, exploration, deterministic: bool, with_value: bool):
         params = kbackend.call_model(self.policy_model, states)
         actions = {}
         log_prob = None
@@ -437,6 +443,8 @@ class OnPolicyAgent(Agent):
             actions[name] = action
             term = dist.log_prob(params[name], action, mask=mask)
             log_prob = term if log_prob is None else log_prob + term
+        if not with_value:
+            return {"actions": actions}
         outputs = {"actions": actions, "log_prob": log_prob}
         if self.has_baseline:
             outputs["value"] = kbackend.call_model(self.baseline_model, states)
@@ -587,7 +595,10 @@ class OnPolicyAgent(Agent):
     def _act_batch(self, states, masks, slots, independent, deterministic):
         size = next(iter(states.values())).shape[0]
         masks = self._full_masks(masks, size)
-        function = self._act_mode if (independent and deterministic) else self._act_sample
+        if independent:
+            function = self._act_mode if deterministic else self._act_sample
+        else:
+            function = self._act_train
         outputs = function(states, masks, self._exploration_values(independent))
         actions = {
             name: np.asarray(outputs["actions"][name]).astype(spec.dtype, copy=False)

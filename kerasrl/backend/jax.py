@@ -63,7 +63,7 @@ class Engine:
 
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
-        variables: Sequence[keras.Variable] | None = None,
+        variables: Sequence[keras.Variable] | None = None, pack: bool = False,
     ) -> Callable:
         """Compiles `fn(*args)`; returns a callable on host (numpy) inputs.
 
@@ -75,43 +75,65 @@ class Engine:
             to_numpy: Convert outputs to numpy arrays.
             variables: The subset of the engine's variables `fn` uses (default
                 all); fewer variables mean a cheaper call.
+            pack: Return all outputs as one float32 buffer from the device and
+                split it on the host (one transfer instead of one per output;
+                for small act outputs: ints must be below 2**24).
 
         Returns:
             A callable with the same arguments as `fn`.
         """
         if variables is None:
-            variables = self.variables
-            indices = None
+            variables = list(self.variables)
         else:
-            unique = {id(v): v for v in variables}
-            variables = list(unique.values())
-            indices = [self._index[id(v)] for v in variables]
+            variables = list({id(v): v for v in variables}.values())
+        indices = [self._index[id(v)] for v in variables]
+        # Filled at trace time: which variables the function assigns, and the
+        # structure of packed outputs.
+        traced: dict[str, Any] = {}
 
         def pure(values, *args):
             _TRACING.append(variables)
             try:
                 with StatelessScope(state_mapping=list(zip(variables, values))) as scope:
                     outputs = fn(*args)
+                changed = []
                 new_values = []
-                for variable, value in zip(variables, values):
+                for position, (variable, value) in enumerate(zip(variables, values)):
                     new = scope.get_current_value(variable)
-                    new_values.append(value if new is None else new)
+                    if new is not None and new is not value:
+                        changed.append(position)
+                        new_values.append(new)
             finally:
                 _TRACING.pop()
+            traced["changed"] = changed
+            if pack:
+                leaves, treedef = jax.tree_util.tree_flatten(outputs)
+                traced["pack"] = (treedef, [(leaf.shape, leaf.dtype) for leaf in leaves])
+                outputs = jax.numpy.concatenate(
+                    [jax.numpy.ravel(leaf).astype("float32") for leaf in leaves]
+                )
             return outputs, new_values
 
         jitted = jax.jit(pure)
 
+        def unpack(buffer):
+            treedef, specs = traced["pack"]
+            leaves, offset = [], 0
+            for shape, dtype in specs:
+                size = int(np.prod(shape, dtype=np.int64))
+                leaves.append(buffer[offset:offset + size].reshape(shape).astype(dtype))
+                offset += size
+            return jax.tree_util.tree_unflatten(treedef, leaves)
+
         def call(*args):
-            if indices is None:
-                outputs, self.values = jitted(self.values, *args)
-            else:
-                current = self.values
-                outputs, new_values = jitted([current[i] for i in indices], *args)
-                for i, value in zip(indices, new_values):
-                    current[i] = value
+            current = self.values
+            outputs, new_values = jitted([current[i] for i in indices], *args)
+            for position, value in zip(traced["changed"], new_values):
+                current[indices[position]] = value
             if sync:
                 self.sync()
+            if pack:
+                return unpack(np.asarray(outputs))
             return _tree_to_numpy(outputs) if to_numpy else outputs
 
         call.jitted = jitted  # for inspection / benchmarks

@@ -43,7 +43,7 @@ class Engine:
 
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
-        variables: Sequence[keras.Variable] | None = None,
+        variables: Sequence[keras.Variable] | None = None, pack: bool = False,
     ) -> Callable:
         """Compiles `fn(*args)` with `tf.function(reduce_retracing=True)`."""
         compiled = tf.function(fn, reduce_retracing=True, jit_compile=False)

@@ -68,7 +68,7 @@ class Engine:
 
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
-        variables: Sequence[keras.Variable] | None = None,
+        variables: Sequence[keras.Variable] | None = None, pack: bool = False,
     ) -> Callable:
         """Returns a callable running `fn` eagerly; without gradients when `sync` is False."""
         track_gradients = sync

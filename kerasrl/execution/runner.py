@@ -174,11 +174,8 @@ class Runner:
                 kwargs["max_episode_timesteps"] = probe.max_episode_timesteps
             self.agent = Agent.create(agent, parallel_interactions=num_parallel, **kwargs)
             self._owns_agent = True
-        if self.agent.parallel_interactions < num_parallel:
-            raise ArgumentError.invalid(
-                "num_parallel", f"<= the agent's parallel_interactions "
-                f"({self.agent.parallel_interactions})", num_parallel,
-            )
+        # The agent's parallel_interactions only bound training runs (checked in
+        # `run`): evaluation acts independently, with any number of environments.
         if self.agent.states_spec.get_config() != probe.states_spec.get_config() or \
                 self.agent.actions_spec.get_config() != probe.actions_spec.get_config():
             raise ArgumentError(
@@ -294,6 +291,12 @@ class Runner:
             if value is not None and (isinstance(value, bool) or not isinstance(
                     value, (int, np.integer)) or value < 1):
                 raise ArgumentError.invalid(name, "a positive int or None", value)
+        if not evaluation and self.agent.parallel_interactions < self.num_parallel:
+            raise ArgumentError.invalid(
+                "num_parallel", f"<= the agent's parallel_interactions "
+                f"({self.agent.parallel_interactions}) for training (evaluation=False)",
+                self.num_parallel,
+            )
         if callback_episode_frequency is not None and callback_timestep_frequency is not None:
             raise ArgumentError(
                 "callback_episode_frequency and callback_timestep_frequency are exclusive."
