@@ -44,7 +44,7 @@ def main() -> None:
     print("inputs:", sorted(tensor.name for tensor in agent.policy_model.inputs))
 
     rng = np.random.default_rng(0)
-    for episode in range(2):
+    for _episode in range(2):
         for t in range(10):
             states = dict(
                 observation=rng.random((16, 16, 3)),
