@@ -483,6 +483,58 @@ class Agent:
         """Performs one update now, whatever the update frequency. Returns 1 if done."""
         return 0
 
+    def experience(
+        self, states: Any, actions: Any, terminal: Any, reward: Any, internals: Any = None
+    ) -> None:
+        """Feeds recorded experience (full episodes) into memory; no update.
+
+        Args:
+            states: Per-timestep states: a list of per-timestep values/dicts
+                (as collected from `act(independent=True)`), or a batched
+                array / dict of arrays with time as the first axis. Masks may
+                be included as `'<action>_mask'` entries.
+            actions: Actions in the same form.
+            terminal: Terminal codes per timestep (0, 1, 2); the last must be
+                1 or 2 (full episodes only).
+            reward: Rewards per timestep.
+            internals: Reserved for recurrent policies (must be None).
+
+        Raises:
+            InputError: malformed values, or an unfinished last episode.
+            CallOrderError: called while an act/observe episode is running.
+        """
+        from kerasrl.agents.io import parse_actions
+
+        if internals is not None:
+            raise ArgumentError.invalid("internals", "None", internals)
+        if self._awaiting_observe.any() or self._episode_timesteps.any():
+            raise CallOrderError(
+                "agent.experience() is not allowed in the middle of an act/observe episode."
+            )
+        parsed = self._parser.parse(states, "states")
+        if not parsed.batched:
+            raise InputError.invalid("states", "a sequence of timesteps (time axis first)", states)
+        size = parsed.size
+        flat_actions = parse_actions(actions, self.actions_spec, size, "actions")
+        terminal = np.asarray(terminal)
+        reward = np.asarray(reward, dtype=np.float64)
+        if terminal.shape != (size,) or terminal.dtype.kind not in "biu":
+            raise InputError.invalid("terminal", f"{size} int values in {{0, 1, 2}}", terminal)
+        terminal = terminal.astype(np.int64)
+        if terminal.min() < 0 or terminal.max() > 2:
+            raise InputError.invalid("terminal", "values in {0, 1, 2}", terminal)
+        if terminal[-1] == 0:
+            raise InputError.invalid(
+                "terminal", "full episodes (the last terminal must be 1 or 2)", terminal
+            )
+        if reward.shape != (size,) or not np.all(np.isfinite(reward)):
+            raise InputError.invalid("reward", f"{size} finite numbers", reward)
+        self._experience(parsed.states, parsed.masks, flat_actions, terminal,
+                         reward.astype(np.float32))
+
+    def _experience(self, states, masks, actions, terminal, reward) -> None:
+        raise ArgumentError(f"Agent '{self.agent_type}' does not learn; experience() is not supported.")
+
     # ------------------------------------------------------------------ Keras-style loop
     def fit(
         self,

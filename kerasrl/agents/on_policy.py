@@ -620,6 +620,10 @@ class OnPolicyAgent(Agent):
     def _finish_segment(self, slot: int, bootstrap: float, episode_end: bool) -> None:
         segment = self._buffer.segment(slot)
         self._buffer.clear(slot)
+        self._add_segment(segment, bootstrap, episode_end)
+
+    def _add_segment(self, segment: dict, bootstrap: float, episode_end: bool) -> None:
+        """Computes advantages and returns of a segment and stores it in memory."""
         rewards = segment.pop("reward")
         values = segment["value"] if self.has_baseline else np.zeros_like(segment["value"])
         lam = self.gae_decay if (self.has_baseline and self.gae_decay > 0.0) else 1.0
@@ -708,6 +712,50 @@ class OnPolicyAgent(Agent):
         self._run_update()
         self._next_update = next_update
         return 1
+
+    def _evaluate_program(self, states, masks, actions):
+        """Log-probabilities of given actions and values of given states."""
+        params = kbackend.call_model(self.policy_model, states)
+        log_prob = None
+        for name, dist in self.distributions.items():
+            term = dist.log_prob(params[name], actions[name], mask=masks.get(name))
+            log_prob = term if log_prob is None else log_prob + term
+        if self.has_baseline:
+            value = kbackend.call_model(self.baseline_model, states)
+        else:
+            value = ops.zeros_like(log_prob)
+        return {"log_prob": log_prob, "value": value}
+
+    def _experience(self, states, masks, actions, terminal, reward) -> None:
+        size = len(terminal)
+        masks = self._full_masks(masks, size)
+        if not hasattr(self, "_evaluate_compiled"):
+            self._evaluate_compiled = self.engine.function(self._evaluate_program, sync=False)
+        padded = {f"states/{k}": v for k, v in states.items()}
+        padded.update({f"masks/{k}": masks[k] for k in self._mask_names})
+        padded.update({f"actions/{k}": v for k, v in actions.items()})
+        padded, _, n = pad_batch(padded)
+        outputs = self._evaluate_compiled(
+            {k: padded[f"states/{k}"] for k in states},
+            {k: padded[f"masks/{k}"] for k in self._mask_names},
+            {k: padded[f"actions/{k}"] for k in actions},
+        )
+        ends = np.nonzero(terminal)[0]
+        start = 0
+        for end in ends:
+            record = {f"states/{k}": v[start:end + 1] for k, v in states.items()}
+            record.update({f"masks/{k}": masks[k][start:end + 1] for k in self._mask_names})
+            record.update({f"actions/{k}": v[start:end + 1] for k, v in actions.items()})
+            record["log_prob"] = np.asarray(outputs["log_prob"][start:end + 1], np.float32)
+            record["value"] = np.asarray(outputs["value"][start:end + 1], np.float32)
+            record["reward"] = reward[start:end + 1]
+            if self._reward_processing is not None:
+                record["reward"] = self._reward_processing(record["reward"]).astype(np.float32)
+            bootstrap = 0.0
+            if self.has_baseline and (terminal[end] == 2 or self.predict_terminal_values):
+                bootstrap = float(record["value"][-1])
+            self._add_segment(record, bootstrap, episode_end=True)
+            start = end + 1
 
     def _reset_buffers(self) -> None:
         self._buffer.clear(np.arange(self.parallel_interactions))
