@@ -538,11 +538,6 @@ class OnPolicyAgent(Agent):
         return {k: v / ops.cast(steps, "float32") for k, v in totals.items()}
 
     def _update_program(self, batch, valid, hyper):
-        if self.normalize_advantages:
-            advantage = batch["advantage"]
-            mean = _weighted_mean(advantage, valid)
-            std = ops.sqrt(_weighted_mean(ops.square(advantage - mean), valid))
-            batch = {**batch, "advantage": (advantage - mean) / (std + 1e-8)}
         metrics = {}
         if self.baseline_optimizer_spec is not None:
             metrics.update(self._optimize(
@@ -550,6 +545,17 @@ class OnPolicyAgent(Agent):
                 self._baseline_variables, batch, valid, hyper, hyper["baseline_steps"],
                 hyper["baseline_rows"], ("value_loss",),
             ))
+        if self.has_baseline and self.gae_decay == 0.0:
+            # Tensorforce's "late" advantage: return minus the value predicted
+            # now (after the baseline step), not the value recorded when acting.
+            value = ops.stop_gradient(kbackend.call_model(
+                self.baseline_model, self._batch_states(batch)))
+            batch = {**batch, "advantage": batch["return"] - value}
+        if self.normalize_advantages:
+            advantage = batch["advantage"]
+            mean = _weighted_mean(advantage, valid)
+            std = ops.sqrt(_weighted_mean(ops.square(advantage - mean), valid))
+            batch = {**batch, "advantage": (advantage - mean) / (std + 1e-8)}
         names = self.policy_metrics + ("loss", "gradient_norm")
         if self.has_baseline and self.baseline_optimizer_spec is None:
             names = names + ("value_loss",)

@@ -5,9 +5,12 @@ Implementation details (CleanRL style):
 1. Experience is collected with the current stochastic policy; act records
    the log-probability of each action and, with a baseline, V(s).
 2. Advantages: without a baseline, the discounted return (Tensorforce's
-   default); with a baseline, GAE with λ = `gae_decay`, or the Monte-Carlo
-   return minus V(s) when `gae_decay=0`. Aborted episodes (terminal 2) and
-   rollouts cut mid-episode are bootstrapped with the value estimate.
+   default); with a baseline and `gae_decay > 0`, GAE(λ) on the values
+   recorded while acting; with a baseline and `gae_decay=0`, the Monte-Carlo
+   return minus V(s) predicted at update time, after the baseline's own
+   optimizer step (Tensorforce's "late" advantage). Aborted episodes
+   (terminal 2) and rollouts cut mid-episode are bootstrapped with the value
+   estimate.
 3. `advantage_processing='normalize'` standardizes advantages over the batch.
 4. Each update runs `multi_step` gradient steps; each step uses a random
    subset (`subsampling_fraction`) of the batch. All steps run inside one
