@@ -52,6 +52,7 @@ class OptimizerSpec:
         learning_rate: Learning-rate `Parameter`.
         multi_step: Gradient steps per update.
         subsampling_fraction: Share (float) or number (int) of batch rows per step.
+        clip_norm: Global gradient-norm clipping threshold, or None.
     """
 
     def __init__(self, spec: Any, name: str = "optimizer", default_learning_rate: float = 1e-3):
@@ -92,8 +93,13 @@ class OptimizerSpec:
                     self.config[key],
                 )
         kwargs = dict(spec)
-        if clip is not None:
-            kwargs["global_clipnorm"] = float(clip)
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
+                                 or clip <= 0):
+            raise ArgumentError.invalid(
+                f"{name}['gradient_norm_clipping']", "a positive number", clip
+            )
+        # Clipped by kerasrl's gradient step (the norm is computed once, also as a metric).
+        self.clip_norm = None if clip is None else float(clip)
         cls = getattr(keras.optimizers, OPTIMIZERS[self.type])
         try:
             self.optimizer = cls(learning_rate=float(self.learning_rate.value({})), **kwargs)
@@ -116,7 +122,9 @@ class OptimizerSpec:
                   "learning_rate": parameters.get_config(self.learning_rate),
                   "multi_step": self.multi_step,
                   "subsampling_fraction": self.subsampling_fraction}
+        if self.clip_norm is not None:
+            config["gradient_norm_clipping"] = self.clip_norm
         for key, value in self.config.items():
-            if key not in config and key not in ("type", "optimizer"):
+            if key not in config and key not in ("type", "optimizer", "clipping_threshold"):
                 config[key] = value
         return config

@@ -523,14 +523,18 @@ class OnPolicyAgent(Agent):
         metrics = {**metrics, "loss": loss}
         return loss, metrics
 
-    def _optimize(self, objective, optimizer, variables, batch, valid, hyper, steps, rows, names):
+    def _optimize(self, objective, spec, variables, batch, valid, hyper, steps, rows, names,
+                  norm_name="gradient_norm"):
+        subsample = not (isinstance(spec.subsampling_fraction, float)
+                         and spec.subsampling_fraction >= 1.0)
+
         def body(step, totals):
-            weights = self._subsample_weights(valid, rows)
-            loss, metrics, grads = kbackend.gradient_step(
-                objective, optimizer, variables, batch, weights, hyper
+            weights = self._subsample_weights(valid, rows) if subsample else valid
+            loss, metrics, norm = kbackend.gradient_step(
+                objective, spec.optimizer, variables, batch, weights, hyper,
+                clip_norm=spec.clip_norm,
             )
-            norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads))
-            metrics = {**metrics, "gradient_norm": norm}
+            metrics = {**metrics, norm_name: norm}
             return {k: totals[k] + ops.cast(metrics[k], "float32") for k in totals}
 
         init = {k: ops.zeros((), "float32") for k in names}
@@ -541,9 +545,10 @@ class OnPolicyAgent(Agent):
         metrics = {}
         if self.baseline_optimizer_spec is not None:
             metrics.update(self._optimize(
-                self.value_objective, self.baseline_optimizer_spec.optimizer,
+                self.value_objective, self.baseline_optimizer_spec,
                 self._baseline_variables, batch, valid, hyper, hyper["baseline_steps"],
-                hyper["baseline_rows"], ("value_loss",),
+                hyper["baseline_rows"], ("value_loss", "baseline_gradient_norm"),
+                norm_name="baseline_gradient_norm",
             ))
         if self.has_baseline and self.gae_decay == 0.0:
             # Tensorforce's "late" advantage: return minus the value predicted
@@ -560,7 +565,7 @@ class OnPolicyAgent(Agent):
         if self.has_baseline and self.baseline_optimizer_spec is None:
             names = names + ("value_loss",)
         metrics.update(self._optimize(
-            self._main_objective, self.optimizer_spec.optimizer, self._main_variables, batch,
+            self._main_objective, self.optimizer_spec, self._main_variables, batch,
             valid, hyper, hyper["steps"], hyper["rows"], names,
         ))
         return metrics
@@ -708,7 +713,8 @@ class OnPolicyAgent(Agent):
         self.last_metrics = {k: float(v) for k, v in metrics.items()}
         self.updates += 1
         frequency = self.update_spec["frequency"]
-        self._next_update = count + frequency
+        if frequency != "never":
+            self._next_update = count + frequency
 
     def update(self) -> int:
         """Runs one update now on the newest complete data in memory."""

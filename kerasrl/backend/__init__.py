@@ -8,10 +8,11 @@ public names:
   variables of an agent: networks, optimizers, seed generators) and compiles
   functions over them with `engine.function(fn, sync=...)`. Inside a compiled
   function, code reads and assigns Keras variables as usual.
-- `gradient_step(loss_fn, optimizer, variables, *args)`: inside a compiled
-  function, computes `loss, aux = loss_fn(*args)`, its gradients with respect
-  to `variables` and applies them with the Keras `optimizer`. Returns
-  `(loss, aux, grads)`.
+- `gradient_step(loss_fn, optimizer, variables, *args, clip_norm=None)`:
+  inside a compiled function, computes `loss, aux = loss_fn(*args)`, its
+  gradients with respect to `variables`, clips them to the global norm
+  `clip_norm` and applies them with the Keras `optimizer`. Returns
+  `(loss, aux, global_gradient_norm)`.
 - `fori_loop(lower, upper, body, init)`: like `keras.ops.fori_loop`, but
   variable updates made by `body` are carried through the loop (JAX needs
   this, the others delegate to `keras.ops.fori_loop`).

@@ -25,6 +25,11 @@ from keras.src.backend.common.stateless_scope import get_stateless_scope
 _TRACING: list[list] = []
 
 
+def _shapes(args: Any) -> tuple:
+    """The shapes of all leaves of `args` (a key for one compiled version)."""
+    return tuple(np.shape(leaf) for leaf in jax.tree_util.tree_leaves(args))
+
+
 def _tree_to_numpy(tree: Any) -> Any:
     return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
 
@@ -108,7 +113,8 @@ class Engine:
             traced["changed"] = changed
             if pack:
                 leaves, treedef = jax.tree_util.tree_flatten(outputs)
-                traced["pack"] = (treedef, [(leaf.shape, leaf.dtype) for leaf in leaves])
+                # One compiled version per input shapes: remember each layout.
+                traced[_shapes(args)] = (treedef, [(leaf.shape, leaf.dtype) for leaf in leaves])
                 outputs = jax.numpy.concatenate(
                     [jax.numpy.ravel(leaf).astype("float32") for leaf in leaves]
                 )
@@ -116,8 +122,8 @@ class Engine:
 
         jitted = jax.jit(pure)
 
-        def unpack(buffer):
-            treedef, specs = traced["pack"]
+        def unpack(buffer, args):
+            treedef, specs = traced[_shapes(args)]
             leaves, offset = [], 0
             for shape, dtype in specs:
                 size = int(np.prod(shape, dtype=np.int64))
@@ -133,7 +139,7 @@ class Engine:
             if sync:
                 self.sync()
             if pack:
-                return unpack(np.asarray(outputs))
+                return unpack(np.asarray(outputs), args)
             return _tree_to_numpy(outputs) if to_numpy else outputs
 
         call.jitted = jitted  # for inspection / benchmarks
@@ -148,9 +154,13 @@ def _traced_variables() -> list:
 
 def gradient_step(
     loss_fn: Callable, optimizer: keras.optimizers.Optimizer,
-    variables: Sequence[keras.Variable], *args: Any,
-) -> tuple[Any, Any, list]:
-    """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`."""
+    variables: Sequence[keras.Variable], *args: Any, clip_norm: float | None = None,
+) -> tuple[Any, Any, Any]:
+    """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`.
+
+    Returns `(loss, aux, global_gradient_norm)` (the norm before clipping to
+    `clip_norm`).
+    """
     scope = get_stateless_scope()
     trainable_ids = {id(v) for v in variables}
     others = [v for v in _traced_variables() if id(v) not in trainable_ids]
@@ -167,8 +177,12 @@ def gradient_step(
     (loss, (aux, updated)), grads = jax.value_and_grad(loss_of, has_aux=True)(values)
     for variable, value in zip(others, updated):
         scope.add_update((variable, value))
+    norm = jax.numpy.sqrt(sum(jax.numpy.sum(jax.numpy.square(g)) for g in grads))
+    if clip_norm is not None:
+        scale = jax.numpy.minimum(1.0, clip_norm / (norm + 1e-6))
+        grads = [g * scale for g in grads]
     optimizer.apply(grads, variables)
-    return loss, aux, grads
+    return loss, aux, norm
 
 
 def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:

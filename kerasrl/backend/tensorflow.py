@@ -58,15 +58,22 @@ class Engine:
 
 def gradient_step(
     loss_fn: Callable, optimizer: keras.optimizers.Optimizer,
-    variables: Sequence[keras.Variable], *args: Any,
-) -> tuple[Any, Any, list]:
-    """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`."""
+    variables: Sequence[keras.Variable], *args: Any, clip_norm: float | None = None,
+) -> tuple[Any, Any, Any]:
+    """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`.
+
+    Returns `(loss, aux, global_gradient_norm)` (the norm before clipping to
+    `clip_norm`).
+    """
     with tf.GradientTape() as tape:
         loss, aux = loss_fn(*args)
     grads = tape.gradient(loss, [v.value for v in variables])
     grads = [tf.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)]
+    norm = tf.linalg.global_norm(grads)
+    if clip_norm is not None:
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
     optimizer.apply(grads, variables)
-    return loss, aux, grads
+    return loss, aux, norm
 
 
 def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:

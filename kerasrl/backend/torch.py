@@ -87,19 +87,26 @@ class Engine:
 
 def gradient_step(
     loss_fn: Callable, optimizer: keras.optimizers.Optimizer,
-    variables: Sequence[keras.Variable], *args: Any,
-) -> tuple[Any, Any, list]:
-    """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`."""
+    variables: Sequence[keras.Variable], *args: Any, clip_norm: float | None = None,
+) -> tuple[Any, Any, Any]:
+    """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`.
+
+    Returns `(loss, aux, global_gradient_norm)` (the norm before clipping to
+    `clip_norm`).
+    """
     with torch.enable_grad():
         loss, aux = loss_fn(*args)
         tensors = [v.value for v in variables]
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
     grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
     with torch.no_grad():
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        if clip_norm is not None:
+            torch._foreach_mul_(grads, torch.clamp(clip_norm / (norm + 1e-6), max=1.0))
         optimizer.apply(grads, variables)
     loss = loss.detach()
     aux = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in aux.items()} if isinstance(aux, dict) else aux
-    return loss, aux, grads
+    return loss, aux, norm
 
 
 def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:

@@ -78,7 +78,9 @@ class Runner:
         agent: An `Agent`, or an agent spec (str, dict, JSON file) created
             with the environment's specs and `parallel_interactions=num_parallel`.
         environment: Environment spec or instance.
-        max_episode_timesteps: Passed to the created environments.
+        max_episode_timesteps: Passed to the created environments (default:
+            the agent's `max_episode_timesteps` when it is shorter than the
+            environment's own limit).
         num_parallel: Number of environment copies (>= 1).
         environments: An explicit list of environments (implies num_parallel).
         evaluation: A separate evaluation environment (not available yet).
@@ -174,6 +176,14 @@ class Runner:
                 kwargs["max_episode_timesteps"] = probe.max_episode_timesteps
             self.agent = Agent.create(agent, parallel_interactions=num_parallel, **kwargs)
             self._owns_agent = True
+        limit = self.agent.max_episode_timesteps
+        if max_episode_timesteps is None and self._specs is None and limit is not None and (
+                probe.max_episode_timesteps is None or probe.max_episode_timesteps > limit):
+            # The agent's observe rejects longer episodes: cap the environments
+            # this runner creates at the agent's max_episode_timesteps.
+            probe.close()
+            self._max_episode_timesteps = limit
+            probe = self._probe = self._make_single(0)
         # The agent's parallel_interactions only bound training runs (checked in
         # `run`): evaluation acts independently, with any number of environments.
         if self.agent.states_spec.get_config() != probe.states_spec.get_config() or \
