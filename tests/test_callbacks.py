@@ -98,7 +98,7 @@ def test_callback_hooks(agent):
         history.history["episode_return"]
     update_events = recorder.of("update_end")
     assert len(update_events) == agent.updates - updates >= 1
-    for _, update, logs in update_events:
+    for _, _, logs in update_events:
         assert {"policy_loss", "entropy"} <= set(logs)
         assert all(np.isfinite(v) for v in logs.values())
     assert [event[1] for event in update_events] == list(range(updates, agent.updates))

@@ -50,11 +50,16 @@ IGNORED_CONFIG_KEYS = (
     "device", "buffer_observe", "create_tf_assertions", "create_debug_assertions",
     "eager_mode", "tf_log_level",
 )
-FUTURE_ARGUMENTS = {
-    "saver": "saving (issue: save & restore)",
-    "summarizer": "TensorBoard summaries (issue: TensorBoard)",
-    "recorder": "recording traces (issue: record & pretrain)",
-    "tracking": "tracking",
+#: Features attached to an agent through its arguments (Tensorforce's saver,
+#: summarizer and recorder). Each maps to the import path of a factory
+#: `factory(agent, spec) -> plugin`; a plugin implements any of the hooks
+#: `on_act`, `on_observe`, `on_episode_end`, `on_update` and `close` (see
+#: `Agent._notify`).
+PLUGINS = {
+    "saver": "kerasrl.saving.create_saver",
+    "summarizer": "kerasrl.summaries.create_summarizer",
+    "recorder": "kerasrl.execution.recorder.create_recorder",
+    "tracking": "kerasrl.summaries.create_tracking",
 }
 
 
@@ -143,15 +148,13 @@ class Agent:
         self.config = self._parse_config(config)
         if summaries is not None and summarizer is None:
             summarizer = summaries
-        for key, value in (
-            ("saver", saver), ("summarizer", summarizer), ("recorder", recorder),
-            ("tracking", tracking),
-        ):
-            if value is not None:
-                raise ArgumentError(
-                    f"Argument '{key}' is not available in this version of kerasrl: "
-                    f"{FUTURE_ARGUMENTS[key]} is planned; received {value!r}."
-                )
+        self._plugin_specs = {
+            key: value for key, value in (
+                ("saver", saver), ("summarizer", summarizer), ("recorder", recorder),
+                ("tracking", tracking),
+            ) if value is not None
+        }
+        self._plugins: list = []
         self.spec: dict[str, Any] = {}
         self._parser = StateParser(self.states_spec, self.actions_spec)
         seed = self.config["seed"]
@@ -165,6 +168,7 @@ class Agent:
         self.updates = 0
         self._awaiting_observe = np.zeros(self.parallel_interactions, dtype=bool)
         self._episode_timesteps = np.zeros(self.parallel_interactions, dtype=np.int64)
+        self._episode_return = np.zeros(self.parallel_interactions, dtype=np.float64)
 
     # ------------------------------------------------------------------ creation
     @staticmethod
@@ -319,7 +323,35 @@ class Agent:
         if config:
             spec["config"] = config
         spec.update(arguments)
+        spec.update(self._plugin_specs)
         self.spec = spec
+        if not self._plugins and self._plugin_specs:
+            self._attach_plugins()
+
+    # ------------------------------------------------------------------ plugins
+    def _attach_plugins(self) -> None:
+        """Creates the saver/summarizer/recorder plugins (once the agent is built)."""
+        for key, value in self._plugin_specs.items():
+            factory = registry.import_object(PLUGINS[key])
+            if factory is None:
+                raise ArgumentError(
+                    f"Argument '{key}' is not available in this version of kerasrl yet; "
+                    f"received {value!r}."
+                )
+            self._plugins.append(factory(self, value))
+
+    def _notify(self, hook: str, *args: Any) -> None:
+        """Calls `plugin.<hook>(agent, *args)` on every plugin that has the hook.
+
+        Hooks: `on_act(agent, states, masks, actions, slots)` (training acts;
+        flat dicts of batched arrays), `on_observe(agent, reward, terminal,
+        slots)`, `on_episode_end(agent, slot, episode_return, episode_length)`,
+        `on_update(agent, metrics)`, `close(agent)`.
+        """
+        for plugin in self._plugins:
+            method = getattr(plugin, hook, None)
+            if method is not None:
+                method(self, *args)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({json.dumps(self.get_config())[:300]})"
@@ -401,6 +433,8 @@ class Agent:
                     "(1, or 2 for a time limit) at the latest on that step."
                 )
         actions = self._act_batch(parsed.states, parsed.masks, slots, False, False)
+        if self._plugins:
+            self._notify("on_act", parsed.states, parsed.masks, actions, slots)
         self._awaiting_observe[slots] = True
         self.timesteps += parsed.size
         self._episode_timesteps[slots] += 1
@@ -453,18 +487,30 @@ class Agent:
             )
         self._awaiting_observe[slots] = False
         done = terminal_array > 0
-        self._episode_timesteps[slots[done]] = 0
+        self._episode_return[slots] += reward_array
+        finished = slots[done]
+        lengths = self._episode_timesteps[finished].copy()
+        returns = self._episode_return[finished].copy()
+        self._episode_timesteps[finished] = 0
+        self._episode_return[finished] = 0.0
         self.episodes += int(done.sum())
-        return int(self._observe_batch(reward_array, terminal_array, slots))
+        updates = int(self._observe_batch(reward_array, terminal_array, slots))
+        if self._plugins:
+            self._notify("on_observe", reward_array, terminal_array, slots)
+            for slot, episode_return, length in zip(finished, returns, lengths):
+                self._notify("on_episode_end", int(slot), float(episode_return), int(length))
+        return updates
 
     def reset(self) -> None:
         """Forgets unfinished episodes in every slot (e.g. after an interrupted run)."""
         self._awaiting_observe[:] = False
         self._episode_timesteps[:] = 0
+        self._episode_return[:] = 0.0
         self._reset_buffers()
 
     def close(self) -> None:
-        """Releases resources (a final save when a saver is configured, later)."""
+        """Closes the plugins (the saver writes a final checkpoint, summaries are flushed)."""
+        self._notify("close")
 
     # ------------------------------------------------------------------ subclass API
     def _act_batch(
@@ -531,6 +577,16 @@ class Agent:
             raise InputError.invalid("reward", f"{size} finite numbers", reward)
         self._experience(parsed.states, parsed.masks, flat_actions, terminal,
                          reward.astype(np.float32))
+
+    def pretrain(
+        self, directory: str, num_iterations: int, num_traces: int = 1, num_updates: int = 1,
+        extension: str = ".npz", objective: str = "experience",
+    ) -> dict:
+        """Pretrains on recorded traces (see `kerasrl.execution.pretrain`)."""
+        from kerasrl.execution.pretrain import pretrain
+
+        return pretrain(self, directory, num_iterations, num_traces=num_traces,
+                        num_updates=num_updates, extension=extension, objective=objective)
 
     def _experience(self, states, masks, actions, terminal, reward) -> None:
         raise ArgumentError(f"Agent '{self.agent_type}' does not learn; experience() is not supported.")

@@ -439,7 +439,9 @@ class OnPolicyAgent(Agent):
                 action = dist.mode(params[name], mask=mask)
             else:
                 action = dist.sample(params[name], self._act_seed, mask=mask)
-                action = self._explore(name, action, mask, exploration[name])
+                parameter = self.exploration[name]
+                if not (parameter.is_constant() and parameter.value() == 0.0):
+                    action = self._explore(name, action, mask, exploration[name])
             actions[name] = action
             term = dist.log_prob(params[name], action, mask=mask)
             log_prob = term if log_prob is None else log_prob + term
@@ -712,6 +714,8 @@ class OnPolicyAgent(Agent):
         metrics = self._update_program_compiled(padded, valid, self._hyper(n))
         self.last_metrics = {k: float(v) for k, v in metrics.items()}
         self.updates += 1
+        if self._plugins:
+            self._notify("on_update", self.last_metrics)
         frequency = self.update_spec["frequency"]
         if frequency != "never":
             self._next_update = count + frequency

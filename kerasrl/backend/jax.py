@@ -8,10 +8,18 @@ unchanged and their assignments are recorded in the scope), and returns the
 outputs and the new values. The values are written back into the Keras
 variables after functions compiled with `sync=True` (a reference swap, no
 copy), so `model.get_weights()` is always current.
+
+Dispatch: on the CPU, JAX runs computations on a thread pool asynchronously
+by default; an RL loop needs every act result at once, so the hand-off only
+adds latency (waking a worker thread after each environment step). kerasrl
+turns `jax_cpu_enable_async_dispatch` off when this module is imported (act
+latency 105 -> 86 µs, training throughput +2% in benchmarks/ppo_cartpole.py);
+set `KERASRL_JAX_ASYNC_DISPATCH=1` to keep JAX's default.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +28,9 @@ import keras
 import numpy as np
 from keras import StatelessScope
 from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+if os.environ.get("KERASRL_JAX_ASYNC_DISPATCH", "0") != "1":
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 # Variables of the function being traced (set during tracing only).
 _TRACING: list[list] = []

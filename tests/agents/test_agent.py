@@ -310,6 +310,22 @@ class TestInputForms:
         batch = ppo.act(np.zeros((7, 4)), independent=True)  # any batch size
         assert batch.dtype == np.int64 and batch.shape == (7,)
 
+    @pytest.mark.parametrize("deterministic", [True, False])
+    def test_alternating_batch_sizes(self, ppo, deterministic):
+        """Compiled act functions serve every batch size, in any order."""
+        for size in (1, 2, 1, 5, 2, 5, 1):
+            states = np.zeros((size, 4)) if size > 1 else np.zeros(4)
+            actions = ppo.act(states, independent=True, deterministic=deterministic)
+            if size == 1:
+                assert type(actions) is int
+            else:
+                assert actions.shape == (size,) and actions.dtype == np.int64
+        for size in (1, 3, 1, 3):
+            slots = list(range(size))
+            actions = ppo.act(np.zeros((size, 4)), parallel=slots)
+            assert actions.shape == (size,)
+            ppo.observe([0.0] * size, [1] * size, parallel=slots)
+
     def test_named_states_unbatched(self, multi):
         rng = np.random.default_rng(0)
         check_multi_action(multi.act(multi_state(rng)))

@@ -117,10 +117,6 @@ class TestUpdateSchedule:
             assert run_episode(agent, 5) == 0
         assert agent.updates == 0
 
-    @pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-        "kerasrl/agents/on_policy.py OnPolicyAgent._run_update: "
-        "`self._next_update = count + frequency` fails for frequency='never' "
-        "(int + str), so agent.update() crashes"))
     def test_update_never_then_manual_update(self):
         agent = create(update=dict(unit="episodes", batch_size=1, frequency="never"))
         run_episode(agent, 5)

@@ -102,8 +102,12 @@ def test_callback_stops_early(runner, batch_agent_calls):
 
     runner.run(num_episodes=100, callback=callback, batch_agent_calls=batch_agent_calls,
                use_tqdm=False)
-    assert len(calls) == 2
-    assert runner.episodes == 2
+    if batch_agent_calls:
+        # Episodes that end in the same batched step as the stopping one still count.
+        assert 2 <= len(calls) <= 3
+    else:
+        assert len(calls) == 2
+    assert runner.episodes == len(calls)
     assert all(0 <= p < 3 for p in calls)
 
 
