@@ -41,6 +41,13 @@ from kerasrl.errors import KerasRLError  # noqa: E402
 
 __version__ = "0.1.0"
 
+# Register kerasrl's Keras serializables (layers, distribution heads, the
+# exported inference layer) so `keras.saving.load_model` works after
+# `import kerasrl`.
+from kerasrl import distributions as _distributions  # noqa: E402, F401
+from kerasrl import export as _export  # noqa: E402, F401
+from kerasrl import layers as _layers  # noqa: E402, F401
+
 __all__ = ["Agent", "Environment", "Runner", "KerasRLError", "__version__"]
 
 

@@ -42,8 +42,10 @@ PAGES_WITH_CODE = (
     "algorithms/ppo.md",
 )
 
-_FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>[^`\n]*)\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
-                    re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<info>[^`\n]*)\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
 
 
 def _pages() -> list[str]:
@@ -56,8 +58,9 @@ def _blocks(page: str) -> list[tuple[str, str, int, str]]:
     blocks = []
     for match in _FENCE.finditer(text):
         line = text.count("\n", 0, match.start()) + 1
-        blocks.append((match.group("info").strip(), match.group("code"), line,
-                       match.group("indent")))
+        blocks.append(
+            (match.group("info").strip(), match.group("code"), line, match.group("indent"))
+        )
     return blocks
 
 
@@ -88,6 +91,38 @@ def test_fences_are_well_formed(page):
         assert not (indent and info == EXECUTED), (
             f"docs/{page}:{line}: a ```python block must start at column 0 to be executed"
         )
+
+
+_LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to '-'."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(page: str) -> set[str]:
+    text = _FENCE.sub("", (DOCS / page).read_text(encoding="utf-8"))
+    return {_slug(m.group(1)) for m in re.finditer(r"^#{1,6} (.+)$", text, re.MULTILINE)}
+
+
+@pytest.mark.parametrize("page", _pages())
+def test_links_resolve(page):
+    """Relative links point to existing pages and headings."""
+    text = _FENCE.sub("", (DOCS / page).read_text(encoding="utf-8"))
+    for match in _LINK.finditer(text):
+        target = match.group("target")
+        if re.match(r"^[a-z]+:", target):
+            continue  # external
+        path, _, anchor = target.partition("#")
+        resolved = ((DOCS / page).parent / path).resolve() if path else (DOCS / page)
+        name = resolved.relative_to(DOCS.resolve()).as_posix() if path else page
+        if name == "performance.md" and not resolved.exists():
+            continue  # written separately; checked once it exists
+        assert resolved.is_file(), f"docs/{page}: broken link {target!r}"
+        if anchor:
+            assert anchor in _anchors(name), f"docs/{page}: no heading for {target!r}"
 
 
 @pytest.mark.parametrize("page", _pages())

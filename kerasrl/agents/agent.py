@@ -29,6 +29,8 @@ AGENTS: dict[str, str] = {
     "proximal_policy_optimization": "kerasrl.agents.ppo.PPO",
     "random": "kerasrl.agents.simple.RandomAgent",
     "constant": "kerasrl.agents.simple.ConstantAgent",
+    "function": "kerasrl.agents.simple.FunctionAgent",
+    "recorder": "kerasrl.agents.simple.FunctionAgent",
 }
 PLANNED_AGENTS = (
     "vpg", "reinforce", "ac", "a2c", "trpo", "dqn", "double_dqn", "ddqn", "dueling_dqn",
@@ -297,10 +299,9 @@ class Agent:
                 "agent", f"one of {sorted(AGENTS)}, a JSON file, or an Agent class", agent
             )
         if callable(agent):
-            raise ArgumentError(
-                "Creating an agent from a plain callable policy requires a recorder, which is "
-                "not available in this version of kerasrl yet."
-            )
+            # A plain policy `fn(states) -> actions` (Tensorforce's recorded
+            # function): see `kerasrl.agents.simple.FunctionAgent`.
+            return cls.create(_agent_class("function"), environment, function=agent, **kwargs)
         raise ArgumentError.invalid("agent", "an agent spec (str, dict, class or instance)", agent)
 
     def get_config(self) -> dict:
@@ -590,6 +591,81 @@ class Agent:
 
     def _experience(self, states, masks, actions, terminal, reward) -> None:
         raise ArgumentError(f"Agent '{self.agent_type}' does not learn; experience() is not supported.")
+
+    # ------------------------------------------------------------------ saving
+    def save(self, directory: str, filename: str | None = None, format: str = "keras",
+             append: str | None = None) -> str:
+        """Saves the agent (see `kerasrl.saving`); returns the checkpoint path.
+
+        Args:
+            directory: Target directory (created if needed).
+            filename: Base name (default `config['name']`, i.e. `'agent'`).
+            format: `'keras'` (full checkpoint, resumes training exactly),
+                `'h5'`/`'hdf5'` or `'numpy'` (weights only, plus the spec JSON).
+            append: `'timesteps'`, `'episodes'` or `'updates'`: add `-<counter>`.
+        """
+        from kerasrl import saving
+
+        return saving.save(self, directory, filename=filename, format=format, append=append)
+
+    @classmethod
+    def load(cls, directory: str | None = None, filename: str | None = None,
+             format: str | None = None, environment: Any = None, **kwargs: Any) -> Agent:
+        """Loads an agent saved with `save` (newest checkpoint by default).
+
+        Also reads Tensorforce 0.6.5 numpy/HDF5 checkpoints (spec JSON beside
+        them). Saved saver/summarizer/recorder settings are not re-attached;
+        pass them as keyword arguments. See `kerasrl.saving.load`.
+        """
+        from kerasrl import saving
+
+        return saving.load(directory, filename=filename, format=format,
+                           environment=environment, **kwargs)
+
+    def export(self, path: str) -> str:
+        """Writes a `.keras` inference model: states (and masks) → deterministic actions.
+
+        The model loads with `keras.saving.load_model(path)` in a process that
+        imported `kerasrl` (its custom layers are registered), on any backend.
+        """
+        from kerasrl.export import export
+
+        return export(self, path)
+
+    # State for checkpoints; agents with networks override these.
+    def _models(self) -> dict:
+        return {}
+
+    def _state_variables(self) -> dict:
+        return {}
+
+    def _memory_arrays(self) -> dict:
+        return {}
+
+    def _set_memory_arrays(self, arrays: dict) -> None:
+        pass
+
+    def _host_state(self) -> dict:
+        return {"timesteps": self.timesteps, "episodes": self.episodes, "updates": self.updates,
+                "rng": self._rng.bit_generator.state}
+
+    def _set_host_state(self, state: dict) -> None:
+        self.timesteps = int(state.get("timesteps", 0))
+        self.episodes = int(state.get("episodes", 0))
+        self.updates = int(state.get("updates", 0))
+        if "rng" in state:
+            self._rng.bit_generator.state = state["rng"]
+        self.reset()
+
+    def _sync_weights(self) -> None:
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.sync()
+
+    def _weights_loaded(self) -> None:
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.reload()
 
     # ------------------------------------------------------------------ Keras-style loop
     def fit(

@@ -773,6 +773,53 @@ class OnPolicyAgent(Agent):
             self._add_segment(record, bootstrap, episode_end=True)
             start = end + 1
 
+    # ------------------------------------------------------------------ checkpoint state
+    def _models(self) -> dict:
+        models = {"policy": self.policy_model}
+        if self.baseline_model is not None:
+            models["baseline"] = self.baseline_model
+        return models
+
+    def _state_variables(self) -> dict:
+        variables = {f"optimizer/{i}": v for i, v in enumerate(self.optimizer_spec.optimizer.variables)}
+        if self.baseline_optimizer_spec is not None:
+            variables.update({
+                f"baseline_optimizer/{i}": v
+                for i, v in enumerate(self.baseline_optimizer_spec.optimizer.variables)
+            })
+        variables["seed/act"] = self._act_seed.state
+        variables["seed/update"] = self._update_seed.state
+        return variables
+
+    def _memory_arrays(self) -> dict:
+        segments = list(self.memory.segments)
+        if not segments:
+            return {"segment_lengths": np.zeros(0, np.int64), "segment_ends": np.zeros(0, bool)}
+        arrays = {f"field/{k}": np.concatenate([seg[k] for seg, _ in segments])
+                  for k in segments[0][0]}
+        arrays["segment_lengths"] = np.array([len(seg["log_prob"]) for seg, _ in segments])
+        arrays["segment_ends"] = np.array([end for _, end in segments], dtype=bool)
+        return arrays
+
+    def _set_memory_arrays(self, arrays: dict) -> None:
+        self.memory.clear()
+        lengths = arrays.get("segment_lengths", np.zeros(0, np.int64))
+        fields = {k[len("field/"):]: v for k, v in arrays.items() if k.startswith("field/")}
+        start = 0
+        for length, end in zip(lengths, arrays.get("segment_ends", [])):
+            self.memory.add({k: v[start:start + length] for k, v in fields.items()}, bool(end))
+            start += int(length)
+
+    def _host_state(self) -> dict:
+        state = super()._host_state()
+        state["next_update"] = self._next_update
+        return state
+
+    def _set_host_state(self, state: dict) -> None:
+        super()._set_host_state(state)
+        if "next_update" in state:
+            self._next_update = state["next_update"]
+
     def _reset_buffers(self) -> None:
         self._buffer.clear(np.arange(self.parallel_interactions))
         self._pending_slots = None

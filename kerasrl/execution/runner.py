@@ -21,6 +21,12 @@ from kerasrl.errors import ArgumentError
 from kerasrl.specs import flatten
 
 
+def _structure(specs) -> dict:
+    """Names, types, shapes and num_values of specs (bounds may differ: an agent can
+    declare tighter state bounds for normalization, as Tensorforce's configs do)."""
+    return {name: (spec.type, spec.shape, spec.num_values) for name, spec in specs.items()}
+
+
 def _flat_actions(actions: Any, agent) -> dict:
     if agent.actions_spec.singleton:
         return {agent.actions_spec.singleton_name: actions}
@@ -186,10 +192,11 @@ class Runner:
             probe = self._probe = self._make_single(0)
         # The agent's parallel_interactions only bound training runs (checked in
         # `run`): evaluation acts independently, with any number of environments.
-        if self.agent.states_spec.get_config() != probe.states_spec.get_config() or \
-                self.agent.actions_spec.get_config() != probe.actions_spec.get_config():
+        if _structure(self.agent.states_spec) != _structure(probe.states_spec) or \
+                _structure(self.agent.actions_spec) != _structure(probe.actions_spec):
             raise ArgumentError(
-                "The agent's states/actions specs differ from the environment's: agent "
+                "The agent's states/actions specs (names, types, shapes) differ from the "
+                "environment's: agent "
                 f"{self.agent.states_spec.get_config()} / {self.agent.actions_spec.get_config()}, "
                 f"environment {probe.states_spec.get_config()} / "
                 f"{probe.actions_spec.get_config()}."

@@ -218,11 +218,6 @@ class TestCreate:
             Agent.create(agent="random", states=STATES, actions=ACTIONS,
                          config=dict(eager_mode=True))
 
-    def test_future_argument(self):
-        with pytest.raises(ArgumentError, match="saver"):
-            Agent.create(agent="random", states=STATES, actions=ACTIONS,
-                         saver=dict(directory="x"))
-
     def test_tensorforce_ppo_config_runs_unchanged(self):
         path = SHARED / "tensorforce-data" / "configs" / "ppo.json"
         assert path.is_file(), path

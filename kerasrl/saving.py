@@ -1,0 +1,539 @@
+"""Saving and loading agents.
+
+Formats (`agent.save(directory, filename=None, format='keras', append=None)`):
+
+- `'keras'` (default, a full checkpoint): one zip archive `<filename>.keras`
+  holding `spec.json` (the agent spec), `metadata.json` (kerasrl, Keras and
+  backend versions, counters, host RNG state, update schedule state),
+  `variables.h5` (every network weight, every optimizer variable and the
+  sampling RNG states) and `memory.npz` (the agent's memory). Loading it
+  resumes training exactly where it stopped (episodes that were running are
+  dropped, as after `agent.reset()`).
+- `'h5'` (alias `'hdf5'`): weights only, `<filename>.h5`, one dataset per
+  weight under a stable name such as `policy/network/dense0/kernel`.
+- `'numpy'`: the same weights in `<filename>.npz`.
+
+Every save also writes `<filename>.json` (the agent spec) beside it, so
+`Agent.load(directory, ...)` can rebuild the agent. Writes are atomic: data
+goes to a temporary file in the same directory, then `os.replace` moves it into
+place, so an interrupted save never leaves a file that `Agent.load` would pick
+up. Nothing is pickled: arrays go to HDF5/NPZ (loaded with
+`allow_pickle=False`), everything else to JSON.
+
+Weight names: `<model>/<layer>/<weight>` where `<model>` is `policy`,
+`baseline`, ... and network layers named `<model>_network_<layer>` appear as
+`network/<layer>`; e.g. `policy/network/dense0/kernel`,
+`policy/action_logits/bias`, `baseline/value/kernel`.
+
+Tensorforce 0.6.5 numpy/HDF5 checkpoints load too: their names
+(`policy/network/dense0/weights`, `policy/action_distribution/action_values/
+linear/weights`, `baseline/value/linear/bias`, ...) are mapped onto these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from kerasrl.errors import ArgumentError, SaveError
+
+FORMATS = ("keras", "h5", "hdf5", "numpy")
+EXTENSIONS = {"keras": ".keras", "h5": ".h5", "hdf5": ".h5", "numpy": ".npz"}
+APPEND = ("timesteps", "episodes", "updates")
+ARCHIVE_VERSION = 1
+
+
+# ---------------------------------------------------------------------- atomic files
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yields a temporary path in the same directory; renames it to `path` on success."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+def _write_json(path: str, value: Any) -> None:
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:
+        json.dump(value, file, indent=2)
+
+
+# ---------------------------------------------------------------------- weight names
+def _layer_name(model_key: str, layer_name: str) -> str:
+    prefix = f"{model_key}_"
+    name = layer_name[len(prefix):] if layer_name.startswith(prefix) else layer_name
+    if name.startswith("network_"):
+        name = "network/" + name[len("network_"):]
+    return name
+
+
+def named_weights(agent) -> dict[str, Any]:
+    """Stable names of all network weights of `agent` (shared weights once).
+
+    Returns:
+        Ordered dict `{name: keras.Variable}`.
+    """
+    result: dict[str, Any] = {}
+    seen: set[int] = set()
+    for model_key, model in agent._models().items():
+        for layer in model.layers:
+            for weight in layer.weights:
+                if id(weight) in seen:
+                    continue
+                seen.add(id(weight))
+                path = weight.path
+                head, _, rest = path.partition("/")
+                if head == layer.name and rest:
+                    relative = rest
+                else:
+                    relative = weight.name
+                name = f"{model_key}/{_layer_name(model_key, layer.name)}/{relative}"
+                if name in result:
+                    name = f"{name}_{len(result)}"
+                result[name] = weight
+    return result
+
+
+_TENSORFORCE = [
+    (re.compile(r"^(policy|baseline)/network/([^/]+)/weights$"), r"\1/network/\2/kernel"),
+    (re.compile(r"^(policy|baseline)/network/([^/]+)/bias$"), r"\1/network/\2/bias"),
+    (re.compile(r"^policy/action_distribution/action_values/linear/weights$"),
+     "policy/action_logits/kernel"),
+    (re.compile(r"^policy/action_distribution/action_values/linear/bias$"),
+     "policy/action_logits/bias"),
+    (re.compile(r"^baseline/value/linear/weights$"), "baseline/value/kernel"),
+    (re.compile(r"^baseline/value/linear/bias$"), "baseline/value/bias"),
+]
+_TENSORFORCE_IGNORED = re.compile(r"^(memory/|episodes$|timesteps$|updates$|last-update$)")
+
+
+def _from_tensorforce(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Maps Tensorforce 0.6.5 variable names onto kerasrl's (if they look like them)."""
+    if not any(key.endswith("/weights") for key in arrays):
+        return arrays
+    mapped = {}
+    for key, value in arrays.items():
+        if _TENSORFORCE_IGNORED.match(key):
+            continue
+        for pattern, replacement in _TENSORFORCE:
+            if pattern.match(key):
+                key = pattern.sub(replacement, key)
+                break
+        mapped[key] = value
+    return mapped
+
+
+def _assign_weights(agent, arrays: dict[str, np.ndarray], source: str) -> None:
+    weights = named_weights(agent)
+    arrays = _from_tensorforce(arrays)
+    missing = [name for name in weights if name not in arrays]
+    if missing:
+        raise SaveError(
+            f"Invalid weights file '{source}': expected arrays for {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}, which are missing (found {sorted(arrays)[:8]})."
+        )
+    for name, variable in weights.items():
+        value = np.asarray(arrays[name])
+        if tuple(value.shape) != tuple(variable.shape):
+            raise SaveError(
+                f"Invalid weights file '{source}': '{name}' has shape {tuple(value.shape)}, "
+                f"expected {tuple(variable.shape)} (does the spec match the saved weights?)."
+            )
+    for name, variable in weights.items():
+        variable.assign(np.asarray(arrays[name]).astype(variable.dtype))
+    agent._weights_loaded()
+
+
+# ---------------------------------------------------------------------- save
+def _filename(agent, filename: str | None, append: str | None) -> str:
+    if filename is None:
+        filename = agent.config.get("name") or "agent"
+    if not isinstance(filename, str) or not filename or os.sep in filename:
+        raise ArgumentError.invalid("filename", "a file name without directory", filename)
+    if append is not None:
+        if append not in APPEND:
+            raise ArgumentError.invalid("append", f"None or one of {APPEND}", append)
+        filename = f"{filename}-{getattr(agent, append)}"
+    return filename
+
+
+def save(agent, directory: str, filename: str | None = None, format: str = "keras",
+         append: str | None = None) -> str:
+    """Saves `agent`; returns the path of the written checkpoint file.
+
+    Args:
+        agent: The agent.
+        directory: Target directory (created if needed).
+        filename: Base file name (default: `config['name']`, i.e. `'agent'`).
+        format: `'keras'` (full), `'h5'`/`'hdf5'` or `'numpy'` (weights only).
+        append: Add `-<counter>` of `'timesteps'`, `'episodes'` or `'updates'`.
+
+    Raises:
+        ArgumentError: invalid arguments.
+        SaveError: the file could not be written (nothing existing is replaced).
+    """
+    if format not in FORMATS:
+        raise ArgumentError.invalid("format", f"one of {FORMATS}", format)
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ArgumentError.invalid("directory", "a directory path", directory)
+    directory = os.fspath(directory)
+    name = _filename(agent, filename, append)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise SaveError(f"Cannot create save directory '{directory}': {exc}.") from None
+    path = os.path.join(directory, name + EXTENSIONS[format])
+    agent._sync_weights()
+    try:
+        if format == "keras":
+            _save_full(agent, path)
+        else:
+            arrays = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+                      for k, v in ((k, _value(v)) for k, v in named_weights(agent).items())}
+            if format == "numpy":
+                with atomic_path(path) as temporary, open(temporary, "wb") as file:
+                    np.savez(file, **arrays)
+            else:
+                import h5py
+
+                with atomic_path(path) as temporary:
+                    with h5py.File(temporary, "w") as file:
+                        for key, value in arrays.items():
+                            file.create_dataset(key, data=value)
+        _write_json(os.path.join(directory, name.rsplit("-", 1)[0] if append else name) + ".json",
+                    agent.get_config())
+    except OSError as exc:
+        raise SaveError(f"Saving to '{path}' failed: {exc}.") from None
+    return path
+
+
+def _value(variable) -> np.ndarray:
+    import keras
+
+    return keras.ops.convert_to_numpy(variable.value)
+
+
+def _save_full(agent, path: str) -> None:
+    import h5py
+    import keras
+
+    from kerasrl import __version__
+    from kerasrl import backend as kbackend
+
+    weights = named_weights(agent)
+    states = agent._state_variables()
+    variables = io.BytesIO()
+    with h5py.File(variables, "w") as file:
+        for key, variable in list(weights.items()) + [(f"state/{k}", v) for k, v in states.items()]:
+            file.create_dataset(key, data=_value(variable))
+    memory = io.BytesIO()
+    np.savez(memory, **agent._memory_arrays())
+    metadata = {
+        "format": "kerasrl-agent",
+        "archive_version": ARCHIVE_VERSION,
+        "kerasrl_version": __version__,
+        "keras_version": keras.__version__,
+        "backend": kbackend.name(),
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "agent": agent.agent_type,
+        "host_state": agent._host_state(),
+    }
+    with atomic_path(path) as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("spec.json", json.dumps(agent.get_config(), indent=2))
+        archive.writestr("metadata.json", json.dumps(metadata, indent=2))
+        archive.writestr("variables.h5", variables.getvalue())
+        archive.writestr("memory.npz", memory.getvalue())
+
+
+# ---------------------------------------------------------------------- load
+def _split_extension(filename: str) -> tuple[str, str | None]:
+    for format_, extension in (("keras", ".keras"), ("numpy", ".npz"), ("h5", ".h5"),
+                               ("h5", ".hdf5")):
+        if filename.endswith(extension):
+            return filename[: -len(extension)], format_
+    return filename, None
+
+
+def find_checkpoint(directory: str, filename: str | None = None,
+                    format: str | None = None) -> tuple[str, str, str]:
+    """Finds the checkpoint to load, Tensorforce's rules (reference §6.2).
+
+    Returns:
+        `(path, format, spec_path)`.
+
+    Raises:
+        SaveError: no matching checkpoint.
+    """
+    if not os.path.isdir(directory):
+        raise SaveError(f"Cannot load: directory '{directory}' does not exist.")
+    if format is not None and format not in FORMATS:
+        raise ArgumentError.invalid("format", f"None or one of {FORMATS}", format)
+    base, explicit = _split_extension(filename) if filename else (None, None)
+    if explicit is not None:
+        format = format or explicit
+    formats = [format] if format else ["keras", "numpy", "h5"]
+    extensions = []
+    for fmt in formats:
+        extensions += [".h5", ".hdf5"] if fmt in ("h5", "hdf5") else [EXTENSIONS[fmt]]
+    candidates = []
+    if base is not None:
+        for extension in extensions:
+            path = os.path.join(directory, base + extension)
+            if os.path.isfile(path):
+                candidates.append((path, 0))
+    if not candidates:
+        prefix = base or None
+        pattern = re.compile(r"^(?P<name>.+?)(-(?P<n>\d+))?(?P<ext>\.keras|\.npz|\.h5|\.hdf5)$")
+        for entry in os.listdir(directory):
+            match = pattern.match(entry)
+            if not match or entry.startswith(".tmp-") or match["ext"] not in extensions:
+                continue
+            if prefix is not None and match["name"] != prefix and entry[: -len(match["ext"])] != prefix:
+                continue
+            number = int(match["n"]) if match["n"] else -1
+            candidates.append((os.path.join(directory, entry), number))
+    if not candidates:
+        raise SaveError(
+            f"Cannot load: no checkpoint{' ' + repr(filename) if filename else ''} "
+            f"({', '.join(extensions)}) in directory '{directory}'."
+        )
+    # Newest: largest -N suffix, then modification time.
+    path = max(candidates, key=lambda c: (c[1], os.path.getmtime(c[0])))[0]
+    found_format = _split_extension(os.path.basename(path))[1]
+    stem = _split_extension(os.path.basename(path))[0]
+    spec_path = os.path.join(directory, stem + ".json")
+    if not os.path.isfile(spec_path):
+        spec_path = os.path.join(directory, re.sub(r"-\d+$", "", stem) + ".json")
+    return path, found_format, spec_path
+
+
+def _read_archive(path: str) -> tuple[dict, dict, dict, dict]:
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            required = {"spec.json", "metadata.json", "variables.h5", "memory.npz"}
+            if not required <= names:
+                raise SaveError(
+                    f"Corrupt checkpoint '{path}': missing {sorted(required - names)} in archive."
+                )
+            spec = json.loads(archive.read("spec.json"))
+            metadata = json.loads(archive.read("metadata.json"))
+            with h5py.File(io.BytesIO(archive.read("variables.h5")), "r") as file:
+                arrays: dict[str, np.ndarray] = {}
+                file.visititems(lambda key, item: arrays.__setitem__(key, item[()])
+                                if isinstance(item, h5py.Dataset) else None)
+            with np.load(io.BytesIO(archive.read("memory.npz")), allow_pickle=False) as data:
+                memory = {key: data[key] for key in data.files}
+    except SaveError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
+        raise SaveError(f"Corrupt or truncated checkpoint '{path}': {exc}.") from None
+    if metadata.get("format") != "kerasrl-agent":
+        raise SaveError(f"Invalid checkpoint '{path}': not a kerasrl agent archive.")
+    return spec, metadata, arrays, memory
+
+
+def read_weights(path: str, format: str) -> dict[str, np.ndarray]:
+    """Reads a weights-only file into `{name: array}`."""
+    try:
+        if format == "numpy":
+            with np.load(path, allow_pickle=False) as data:
+                return {key: data[key] for key in data.files}
+        import h5py
+
+        arrays: dict[str, np.ndarray] = {}
+        with h5py.File(path, "r") as file:
+            file.visititems(lambda key, item: arrays.__setitem__(key, item[()])
+                            if isinstance(item, h5py.Dataset) else None)
+        return arrays
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise SaveError(f"Corrupt or unreadable weights file '{path}': {exc}.") from None
+
+
+_DROPPED_SPEC_KEYS = ("internals", "initial_internals", "saver", "summarizer", "summaries",
+                      "recorder", "tracking")
+
+
+def load(directory: str | None = None, filename: str | None = None, format: str | None = None,
+         environment: Any = None, **kwargs: Any):
+    """Loads an agent saved by `agent.save` (or a Tensorforce numpy/HDF5 checkpoint).
+
+    Args:
+        directory: Checkpoint directory.
+        filename: File name (with or without extension; default: the newest
+            checkpoint in the directory).
+        format: `'keras'`, `'h5'`/`'hdf5'`, `'numpy'`, or None to infer.
+        environment: Environment to take missing specs from.
+        **kwargs: Override spec entries (e.g. `parallel_interactions`), or
+            attach plugins again (`saver=...`, `summarizer=...`,
+            `recorder=...`): saved plugins are not re-attached.
+
+    Returns:
+        The agent.
+
+    Raises:
+        SaveError: missing/corrupt files, or a spec that does not match.
+    """
+    from kerasrl.agents.agent import Agent
+
+    if directory is None:
+        raise ArgumentError.invalid("directory", "a checkpoint directory", directory)
+    directory = os.fspath(directory)
+    path, found_format, spec_path = find_checkpoint(directory, filename, format)
+    if found_format == "keras":
+        spec, metadata, arrays, memory = _read_archive(path)
+    else:
+        if not os.path.isfile(spec_path):
+            raise SaveError(f"Cannot load '{path}': the agent spec '{spec_path}' is missing.")
+        try:
+            with open(spec_path, encoding="utf-8") as file:
+                spec = json.load(file)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SaveError(f"Corrupt agent spec '{spec_path}': {exc}.") from None
+        arrays = read_weights(path, found_format)
+    if not isinstance(spec, dict) or "agent" not in spec:
+        raise SaveError(f"Invalid agent spec in '{spec_path}': expected a dict with 'agent'.")
+    spec = {k: v for k, v in spec.items() if k not in _DROPPED_SPEC_KEYS}
+    if "agent" in kwargs and kwargs["agent"] != spec["agent"]:
+        raise SaveError(
+            f"Cannot load '{path}' as agent '{kwargs['agent']}': it holds a "
+            f"'{spec['agent']}' agent."
+        )
+    kwargs.pop("agent", None)
+    spec.update(kwargs)
+    agent = Agent.create(spec, environment=environment)
+    if found_format == "keras":
+        if metadata.get("agent") != agent.agent_type:
+            raise SaveError(
+                f"Cannot load '{path}': it holds a '{metadata.get('agent')}' agent, "
+                f"not '{agent.agent_type}'."
+            )
+        _restore_full(agent, arrays, memory, metadata, path)
+    else:
+        _assign_weights(agent, arrays, path)
+    return agent
+
+
+def _restore_full(agent, arrays, memory, metadata, path) -> None:
+    weights = named_weights(agent)
+    states = {f"state/{k}": v for k, v in agent._state_variables().items()}
+    expected = {**weights, **states}
+    missing = [k for k in expected if k not in arrays]
+    if missing:
+        raise SaveError(
+            f"Checkpoint '{path}' does not match the agent spec: missing variables {missing[:5]}."
+        )
+    for key, variable in expected.items():
+        if tuple(arrays[key].shape) != tuple(variable.shape):
+            raise SaveError(
+                f"Checkpoint '{path}' does not match the agent spec: '{key}' has shape "
+                f"{tuple(arrays[key].shape)}, expected {tuple(variable.shape)}."
+            )
+    for key, variable in expected.items():
+        variable.assign(np.asarray(arrays[key]).astype(variable.dtype))
+    agent._weights_loaded()
+    agent._set_memory_arrays(memory)
+    agent._set_host_state(metadata.get("host_state", {}))
+
+
+# ---------------------------------------------------------------------- saver plugin
+class Saver:
+    """Periodic checkpoints: `saver=dict(directory, filename='agent', frequency=...,
+    unit='updates', max_checkpoints=10, format='keras')`.
+
+    Checkpoints are named `<filename>-<counter>.<ext>` (counter of `unit`); the
+    newest `max_checkpoints` are kept. `agent.close()` writes a final one.
+    """
+
+    def __init__(self, agent, spec: Any):
+        if isinstance(spec, str):
+            spec = {"directory": spec}
+        if not isinstance(spec, dict):
+            raise ArgumentError.invalid("saver", "a directory or dict(directory=...)", spec)
+        spec = dict(spec)
+        allowed = {"directory", "filename", "frequency", "unit", "max_checkpoints", "format",
+                   "load"}
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ArgumentError.invalid(f"saver key(s) {sorted(unknown)}",
+                                        f"keys among {sorted(allowed)}", spec)
+        if "directory" not in spec:
+            raise ArgumentError("Missing key 'directory' of argument 'saver'.")
+        self.directory = os.fspath(spec["directory"])
+        self.filename = spec.get("filename") or agent.config.get("name") or "agent"
+        self.frequency = spec.get("frequency")
+        self.unit = spec.get("unit", "updates")
+        if self.unit not in APPEND:
+            raise ArgumentError.invalid("saver['unit']", f"one of {APPEND}", self.unit)
+        if self.frequency is not None and (isinstance(self.frequency, bool) or not isinstance(
+                self.frequency, int) or self.frequency < 1):
+            raise ArgumentError.invalid("saver['frequency']", "a positive int or None",
+                                        self.frequency)
+        self.max_checkpoints = spec.get("max_checkpoints", 10)
+        self.format = spec.get("format", "keras")
+        if self.format not in FORMATS:
+            raise ArgumentError.invalid("saver['format']", f"one of {FORMATS}", self.format)
+        self._last = 0
+
+    def _maybe_save(self, agent) -> None:
+        if self.frequency is None:
+            return
+        count = getattr(agent, self.unit)
+        if count - self._last >= self.frequency:
+            self.save(agent)
+
+    def save(self, agent) -> str:
+        self._last = getattr(agent, self.unit)
+        path = save(agent, self.directory, self.filename, self.format, append=self.unit)
+        self._prune()
+        return path
+
+    def _prune(self) -> None:
+        if not self.max_checkpoints:
+            return
+        pattern = re.compile(re.escape(self.filename) + r"-(\d+)(\.keras|\.npz|\.h5)$")
+        entries = sorted(
+            (int(m[1]), entry) for entry in os.listdir(self.directory)
+            if (m := pattern.match(entry))
+        )
+        for _, entry in entries[: -self.max_checkpoints]:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(self.directory, entry))
+
+    def on_update(self, agent, metrics) -> None:
+        if self.unit == "updates":
+            self._maybe_save(agent)
+
+    def on_episode_end(self, agent, slot, episode_return, episode_length) -> None:
+        if self.unit == "episodes":
+            self._maybe_save(agent)
+
+    def on_observe(self, agent, reward, terminal, slots) -> None:
+        if self.unit == "timesteps":
+            self._maybe_save(agent)
+
+    def close(self, agent) -> None:
+        self.save(agent)
+
+
+def create_saver(agent, spec: Any) -> Saver:
+    """Plugin factory for the `saver` agent argument."""
+    return Saver(agent, spec)

@@ -1,0 +1,227 @@
+"""Save & restore: formats, exact resumption, cross-backend loading, Tensorforce
+checkpoints, inference export, the saver plugin, and every failure mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from kerasrl import Agent
+from kerasrl.errors import ArgumentError, SaveError
+from kerasrl.saving import named_weights
+
+DATA = Path(__file__).resolve().parent / "data" / "saves"
+STATES = dict(type="float", shape=(4,))
+ACTIONS = dict(type="int", num_values=2)
+
+
+def small_agent(seed=3, **kwargs):
+    spec = dict(
+        agent="ppo", states=STATES, actions=ACTIONS, max_episode_timesteps=20, batch_size=2,
+        network=[dict(type="dense", size=8)], baseline=[dict(type="dense", size=8)],
+        baseline_optimizer=dict(optimizer="adam", learning_rate=1e-3, multi_step=2),
+        subsampling_fraction=0.5, multi_step=3, config=dict(seed=seed),
+    )
+    spec.update(kwargs)
+    return Agent.create(spec)
+
+
+def episode(rng, length=10):
+    states = rng.normal(size=(length, 4)).astype(np.float32)
+    actions = rng.integers(0, 2, size=length)
+    terminal = np.zeros(length, dtype=np.int64)
+    terminal[-1] = 1 if rng.random() < 0.5 else 2
+    reward = rng.normal(size=length).astype(np.float32)
+    return dict(states=states, actions=actions, terminal=terminal, reward=reward)
+
+
+def train(agent, rng, updates):
+    for _ in range(updates):
+        agent.experience(**episode(rng))
+        agent.experience(**episode(rng))
+        agent.update()
+
+
+def all_state(agent):
+    weights = {k: keras.ops.convert_to_numpy(v.value) for k, v in named_weights(agent).items()}
+    agent._sync_weights()
+    state = {k: keras.ops.convert_to_numpy(v.value) for k, v in agent._state_variables().items()}
+    return weights, state
+
+
+def test_full_save_resumes_exactly(tmp_path):
+    uninterrupted = small_agent()
+    train(uninterrupted, np.random.default_rng(0), 6)
+
+    first = small_agent()
+    rng = np.random.default_rng(0)
+    train(first, rng, 3)
+    path = first.save(tmp_path)
+    assert path.endswith("agent.keras")
+    resumed = Agent.load(tmp_path)
+    assert (resumed.timesteps, resumed.episodes, resumed.updates) == (
+        first.timesteps, first.episodes, first.updates)
+    train(resumed, rng, 3)
+
+    expected_weights, expected_state = all_state(uninterrupted)
+    weights, state = all_state(resumed)
+    assert expected_weights.keys() == weights.keys()
+    for key in expected_weights:
+        np.testing.assert_allclose(weights[key], expected_weights[key], rtol=1e-6, atol=1e-6,
+                                   err_msg=key)
+    for key in expected_state:
+        np.testing.assert_allclose(state[key], expected_state[key], rtol=1e-6, atol=1e-6,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize("fmt", ["h5", "hdf5", "numpy"])
+def test_weights_only_formats(tmp_path, fmt):
+    agent = small_agent()
+    train(agent, np.random.default_rng(1), 2)
+    path = agent.save(tmp_path, format=fmt, append="episodes")
+    assert os.path.basename(path) == f"agent-{agent.episodes}" + (".npz" if fmt == "numpy" else ".h5")
+    assert (tmp_path / "agent.json").is_file()
+    loaded = Agent.load(tmp_path, format=fmt)
+    states = np.random.default_rng(2).normal(size=(50, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.act(states, independent=True),
+                                  agent.act(states, independent=True))
+    names = set(named_weights(agent))
+    assert "policy/network/dense0/kernel" in names and "baseline/value/kernel" in names
+    if fmt == "numpy":
+        with np.load(path) as data:
+            assert set(data.files) == names
+
+
+@pytest.mark.parametrize("source", ["jax", "tensorflow", "torch"])
+@pytest.mark.parametrize("fmt", ["keras", "h5", "numpy"])
+def test_cross_backend_loading(source, fmt):
+    directory = DATA / source
+    expected = np.load(directory / "expected_actions.npy")
+    agent = Agent.load(directory, format=fmt)
+    states = np.random.default_rng(0).uniform(-2.0, 2.0, size=(100, 4)).astype(np.float32)
+    np.testing.assert_array_equal(agent.act(states, independent=True), expected)
+
+
+@pytest.mark.parametrize("fmt", ["numpy", "hdf5"])
+def test_tensorforce_checkpoint_plays_cartpole(shared_dir, fmt):
+    agent = Agent.load(shared_dir / "tensorforce-data", filename="ppo-checkpoint", format=fmt)
+    result = agent.evaluate("CartPole-v1", episodes=10, seed=0)
+    assert result["returns"] == [500.0] * 10
+
+
+def test_export_matches_agent_in_fresh_process(tmp_path):
+    agent = small_agent()
+    train(agent, np.random.default_rng(4), 1)
+    path = agent.export(tmp_path / "policy.keras")
+    states = np.random.default_rng(5).normal(size=(30, 4)).astype(np.float32)
+    masks = np.ones((30, 2), dtype=bool)
+    masks[::3, 0] = False
+    np.save(tmp_path / "states.npy", states)
+    np.save(tmp_path / "masks.npy", masks)
+    expected = agent.act(dict(state=states, action_mask=masks), independent=True)
+    code = (
+        "import kerasrl, keras, numpy as np\n"
+        f"model = keras.saving.load_model({str(path)!r})\n"
+        f"s = np.load({str(tmp_path / 'states.npy')!r}); m = np.load({str(tmp_path / 'masks.npy')!r})\n"
+        "out = keras.ops.convert_to_numpy(model({'state': s, 'action_mask': m}))\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, out)\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+    assert (expected[::3] == 1).all()  # masked action 0 never chosen
+
+
+def test_saver_plugin_periodic_and_final(tmp_path):
+    agent = small_agent(saver=dict(directory=str(tmp_path), frequency=2, max_checkpoints=2))
+    train(agent, np.random.default_rng(6), 5)
+    agent.close()
+    files = sorted(f for f in os.listdir(tmp_path) if f.endswith(".keras"))
+    assert files == ["agent-4.keras", "agent-5.keras"]
+    loaded = Agent.load(tmp_path)
+    assert loaded.updates == 5
+    assert "saver" not in loaded.spec
+
+
+def test_interrupted_save_is_never_loaded(tmp_path, monkeypatch):
+    agent = small_agent()
+    train(agent, np.random.default_rng(7), 1)
+    agent.save(tmp_path, append="updates")
+    before = sorted(os.listdir(tmp_path))
+    train(agent, np.random.default_rng(8), 1)
+
+    import kerasrl.saving as saving
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(saving.np, "savez", crash)
+    with pytest.raises(SaveError, match="disk full"):
+        agent.save(tmp_path, append="updates")
+    assert sorted(os.listdir(tmp_path)) == before  # no partial file, nothing replaced
+    assert Agent.load(tmp_path).updates == 1
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(SaveError, match="does not exist"):
+        Agent.load(tmp_path / "missing")
+    with pytest.raises(SaveError, match="no checkpoint"):
+        Agent.load(tmp_path)
+    agent = small_agent()
+    path = agent.save(tmp_path)
+    # Truncated archive.
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+    with pytest.raises(SaveError, match="agent.keras"):
+        Agent.load(tmp_path)
+    # Garbage file.
+    Path(path).write_bytes(b"not a zip file at all")
+    with pytest.raises(SaveError, match="Corrupt"):
+        Agent.load(tmp_path)
+    # Archive without variables.
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("spec.json", json.dumps(agent.get_config()))
+    with pytest.raises(SaveError, match="missing"):
+        Agent.load(tmp_path)
+
+
+def test_weight_file_errors(tmp_path):
+    agent = small_agent()
+    path = agent.save(tmp_path, format="numpy")
+    arrays = dict(np.load(path))
+    arrays.pop("policy/network/dense0/kernel")
+    np.savez(path, **arrays)
+    with pytest.raises(SaveError, match="policy/network/dense0/kernel"):
+        Agent.load(tmp_path, format="numpy")
+    arrays["policy/network/dense0/kernel"] = np.zeros((4, 9), np.float32)
+    np.savez(path, **arrays)
+    with pytest.raises(SaveError, match=r"shape \(4, 9\)"):
+        Agent.load(tmp_path, format="numpy")
+    # A spec that does not match the saved weights.
+    agent.save(tmp_path, format="h5")
+    spec = json.loads((tmp_path / "agent.json").read_text())
+    spec["network"] = [dict(type="dense", size=12)]
+    (tmp_path / "agent.json").write_text(json.dumps(spec))
+    with pytest.raises(SaveError, match="shape"):
+        Agent.load(tmp_path, format="h5")
+
+
+def test_wrong_agent_type_and_bad_arguments(tmp_path):
+    agent = small_agent()
+    agent.save(tmp_path)
+    with pytest.raises(SaveError, match="'ppo'"):
+        Agent.load(tmp_path, agent="random")
+    with pytest.raises(ArgumentError, match="format"):
+        agent.save(tmp_path, format="pickle")
+    with pytest.raises(ArgumentError, match="append"):
+        agent.save(tmp_path, append="seconds")
