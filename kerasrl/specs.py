@@ -66,10 +66,12 @@ class ValueSpec:
             `float` are accepted too).
         shape: An int or a tuple of ints, `()` for a scalar.
         num_values: Number of values of an int spec (required for int
-            actions). `num_actions` is accepted as an alias.
+            actions).
         min_value: Lower bound of a float spec (float or array), optional.
         max_value: Upper bound of a float spec (float or array), optional.
         name: Name used in error messages.
+        num_actions: Alias of `num_values` (Tensorforce's old name, used by
+            the seed examples).
 
     Example:
 
@@ -86,8 +88,15 @@ class ValueSpec:
         min_value: Any = None,
         max_value: Any = None,
         name: str = "value",
+        num_actions: int | None = None,
     ):
         where = f"spec '{name}'"
+        if num_actions is not None:
+            if num_values is not None and num_values != num_actions:
+                raise SpecError.invalid(
+                    "num_actions", f"equal to num_values={num_values}", num_actions, where
+                )
+            num_values = num_actions
         if type is None:
             raise SpecError(
                 f"Missing spec key 'type' of {where}: expected one of {TYPES}."

@@ -412,6 +412,8 @@ class Agent:
                 "internals", "None (recurrent policies are not available yet)", internals
             )
         parsed = self._parser.parse(states)
+        if not self.config["enable_int_action_masking"]:
+            parsed.masks = {}
         if independent:
             if not (np.ndim(parallel) == 0 and parallel in (0, None)):
                 raise ArgumentError.invalid("parallel", "0 with independent=True", parallel)

@@ -372,8 +372,15 @@ class OnPolicyAgent(Agent):
             network = policy.pop("network", "auto")
             distributions = policy.pop("distributions", distributions)
             temperature = policy.pop("temperature", temperature)
-            policy.pop("single_output", None)
-            policy.pop("use_beta_distribution", None)
+            if policy.pop("single_output", True) is not True:
+                raise ArgumentError.invalid(
+                    "policy['single_output']", "True (multi-output policies are not available yet)",
+                    False,
+                )
+            if policy.pop("use_beta_distribution", False):
+                raise ArgumentError(
+                    "Give use_beta_distribution=True as an agent argument, not inside 'policy'."
+                )
             if policy:
                 raise ArgumentError.invalid(
                     f"policy key(s) {sorted(policy)}",
@@ -460,9 +467,10 @@ class OnPolicyAgent(Agent):
         shape = ops.shape(action)
         if spec.type == "float":
             noisy = action + keras.random.normal(shape, seed=self._act_seed) * epsilon
-            if spec.min_value is not None:
-                noisy = ops.clip(noisy, np.asarray(spec.min_value, np.float32),
-                                 np.asarray(spec.max_value, np.float32))
+            if spec.min_value is not None or spec.max_value is not None:
+                low = -np.inf if spec.min_value is None else spec.min_value
+                high = np.inf if spec.max_value is None else spec.max_value
+                noisy = ops.clip(noisy, np.asarray(low, np.float32), np.asarray(high, np.float32))
             return ops.cast(noisy, action.dtype)
         explore = keras.random.uniform(shape, seed=self._act_seed) < epsilon
         if spec.type == "bool":

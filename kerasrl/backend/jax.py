@@ -62,7 +62,13 @@ class Engine:
         self.reload()
 
     def reload(self) -> None:
-        """Reads the current values of the Keras variables (after external changes)."""
+        """Reads the current values of the Keras variables (after external changes).
+
+        Compiled functions also check, before each call, whether a variable
+        was assigned from outside (e.g. `model.set_weights`) and use its new
+        value, so calling this is only needed for code that reads
+        `engine.values` directly.
+        """
         self.values = [v.value for v in self.variables]
 
     def sync(self) -> None:
@@ -86,8 +92,9 @@ class Engine:
         Args:
             fn: A function of tensors using Keras variables, `keras.ops` and
                 `keras.random` with `SeedGenerator`s among `variables`.
-            sync: Write the new values back into the Keras variables after
-                each call (use for updates; acting only changes RNG state).
+            sync: Accepted for symmetry with the other backends (torch uses
+                it to enable gradients); on JAX every value a call changes is
+                written back into its Keras variable (a reference swap).
             to_numpy: Convert outputs to numpy arrays.
             variables: The subset of the engine's variables `fn` uses (default
                 all); fewer variables mean a cheaper call.
@@ -144,11 +151,21 @@ class Engine:
 
         def call(*args):
             current = self.values
+            # Pick up values assigned from outside (e.g. `model.set_weights`):
+            # after `sync()` the Keras variables hold the engine's own arrays.
+            for i in indices:
+                held = self.variables[i]._value
+                if held is not current[i]:
+                    current[i] = held
             outputs, new_values = jitted([current[i] for i in indices], *args)
+            variables = self.variables
             for position, value in zip(traced["changed"], new_values):
-                current[indices[position]] = value
-            if sync:
-                self.sync()
+                index = indices[position]
+                current[index] = value
+                # Keep the Keras variable on the same array (a reference, no
+                # copy): `get_weights()` stays current and the check above
+                # sees no outside change.
+                variables[index]._direct_assign(value)
             if pack:
                 return unpack(np.asarray(outputs), args)
             return _tree_to_numpy(outputs) if to_numpy else outputs
