@@ -61,3 +61,39 @@ def discounted_returns(rewards: np.ndarray, discount: float, bootstrap: float = 
     """Discounted returns of a segment: `R_t = r_t + γ R_{t+1}`, `R_T = bootstrap`."""
     zeros = np.zeros(len(rewards))
     return gae(rewards, zeros, bootstrap, discount, 1.0)[1]
+
+
+def n_step_returns(
+    rewards: np.ndarray, values: np.ndarray, bootstrap: float, discount: float, horizon: int
+) -> np.ndarray:
+    """n-step bootstrapped returns of one segment.
+
+    `R_t = Σ_{k<m} γ^k r_{t+k} + γ^m V(s_{t+m})` with `m = min(horizon, T - t)`
+    and `V(s_T) = bootstrap` (0 after a true terminal).
+
+    Args:
+        rewards: `(T,)` rewards.
+        values: `(T,)` value estimates V(s_t).
+        bootstrap: Value after the segment.
+        discount: γ.
+        horizon: n >= 1.
+
+    Returns:
+        `(T,)` float32 returns.
+
+    Example:
+
+    >>> n_step_returns(np.ones(3), np.full(3, 10.0), 0.0, 0.5, 1).tolist()
+    [6.0, 6.0, 1.0]
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    length = len(rewards)
+    extended = np.append(np.asarray(values, dtype=np.float64), bootstrap)
+    returns = np.zeros(length)
+    index = np.arange(length)
+    for k in range(horizon):
+        inside = index + k < length
+        returns[inside] += discount**k * rewards[index[inside] + k]
+    end = np.minimum(index + horizon, length)
+    returns += discount ** (end - index) * extended[end]
+    return returns.astype(np.float32)

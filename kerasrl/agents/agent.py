@@ -27,13 +27,17 @@ logger = logging.getLogger("kerasrl")
 AGENTS: dict[str, str] = {
     "ppo": "kerasrl.agents.ppo.PPO",
     "proximal_policy_optimization": "kerasrl.agents.ppo.PPO",
+    "vpg": "kerasrl.agents.vpg.VPG",
+    "reinforce": "kerasrl.agents.vpg.VPG",
+    "ac": "kerasrl.agents.ac.AC",
+    "a2c": "kerasrl.agents.ac.A2C",
     "random": "kerasrl.agents.simple.RandomAgent",
     "constant": "kerasrl.agents.simple.ConstantAgent",
     "function": "kerasrl.agents.simple.FunctionAgent",
     "recorder": "kerasrl.agents.simple.FunctionAgent",
 }
 PLANNED_AGENTS = (
-    "vpg", "reinforce", "ac", "a2c", "trpo", "dqn", "double_dqn", "ddqn", "dueling_dqn",
+    "trpo", "dqn", "double_dqn", "ddqn", "dueling_dqn",
     "dpg", "ddpg", "td3", "sac", "tensorforce", "default",
 )
 

@@ -40,7 +40,7 @@ from kerasrl.errors import ArgumentError
 from kerasrl.memories import RecentMemory, TrajectoryBuffer, pad_batch
 from kerasrl.networks import NetworkBuilder
 from kerasrl.optimizers import OptimizerSpec
-from kerasrl.returns import gae
+from kerasrl.returns import gae, n_step_returns
 
 UPDATE_UNITS = ("timesteps", "episodes")
 ADVANTAGE_NORMALIZATION = ("normalize", "batch_normalization", "instance_normalization",
@@ -159,6 +159,11 @@ class OnPolicyAgent(Agent):
         advantage_processing: None or `'normalize'` (alias
             `dict(type='batch_normalization')`): standardize advantages per batch.
         reward_processing, return_processing: None or clipping dicts.
+        horizon: None (returns to the end of the episode or rollout, or GAE)
+            or n for n-step bootstrapped returns (needs a baseline).
+        estimate_advantage: With a baseline, train the policy on
+            `return - V(s)` (True) or on the return itself (False, Tensorforce's
+            `ac`).
     """
 
     #: Names of the metrics returned by `policy_objective`.
@@ -191,6 +196,8 @@ class OnPolicyAgent(Agent):
         advantage_processing: Any = None,
         reward_processing: Any = None,
         return_processing: Any = None,
+        horizon: Any = None,
+        estimate_advantage: bool = True,
         parallel_interactions: int = 1,
         config: Any = None,
         **kwargs: Any,
@@ -228,6 +235,12 @@ class OnPolicyAgent(Agent):
                                                         "entropy_regularization")
         self.l2_regularization = parameters.create(l2_regularization, "l2_regularization")
         self.predict_terminal_values = bool(predict_terminal_values)
+        if horizon is not None and (isinstance(horizon, bool) or not isinstance(
+                horizon, (int, np.integer)) or horizon < 1):
+            raise ArgumentError.invalid("horizon", "a positive int (n-step returns) or None",
+                                        horizon)
+        self.horizon = None if horizon is None else int(horizon)
+        self.estimate_advantage = bool(estimate_advantage)
         if advantage_processing is None:
             self.normalize_advantages = False
         else:
@@ -560,7 +573,7 @@ class OnPolicyAgent(Agent):
                 hyper["baseline_rows"], ("value_loss", "baseline_gradient_norm"),
                 norm_name="baseline_gradient_norm",
             ))
-        if self.has_baseline and self.gae_decay == 0.0:
+        if self.has_baseline and self.gae_decay == 0.0 and self.estimate_advantage:
             # Tensorforce's "late" advantage: return minus the value predicted
             # now (after the baseline step), not the value recorded when acting.
             value = ops.stop_gradient(kbackend.call_model(
@@ -649,7 +662,13 @@ class OnPolicyAgent(Agent):
         values = segment["value"] if self.has_baseline else np.zeros_like(segment["value"])
         lam = self.gae_decay if (self.has_baseline and self.gae_decay > 0.0) else 1.0
         discount = self.discount.value(self._counters())
-        advantages, returns = gae(rewards, values, bootstrap, discount, lam)
+        if self.horizon is not None and self.has_baseline:
+            returns = n_step_returns(rewards, values, bootstrap, discount, self.horizon)
+            advantages = returns - values
+        else:
+            advantages, returns = gae(rewards, values, bootstrap, discount, lam)
+        if not (self.has_baseline and self.estimate_advantage):
+            advantages = returns.copy()
         if self._return_processing is not None:
             returns = self._return_processing(returns).astype(np.float32)
             if self.has_baseline and lam == 1.0:

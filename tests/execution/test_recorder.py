@@ -156,7 +156,7 @@ def test_evaluation_is_not_recorded(tmp_path):
 
 def test_reset_drops_unfinished_episode(tmp_path):
     agent = _random_agent(dict(directory=tmp_path))
-    for t in range(3):
+    for _ in range(3):
         agent.act(np.full(3, 99.0, np.float32))
         agent.observe(reward=0.0, terminal=False)
     agent.reset()
