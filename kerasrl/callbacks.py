@@ -177,3 +177,74 @@ class Evaluation(Callback):
             if self.reached_at is None:
                 self.reached_at = self.agent.timesteps
             self.agent.stop_training = True
+
+
+class TensorBoard(Callback):
+    """Writes TensorBoard summaries during `agent.fit`, like the agent's `summarizer`.
+
+    The same writer and the same tags as `summarizer=dict(directory=log_dir,
+    ...)` (see `kerasrl.summaries` and `docs/summaries.md`), for the duration
+    of each `fit` call. One callback writes one run, `<log_dir>/<filename or
+    'summary'>-<YYYYmmdd-HHMMSS>[-N]`, created at the first `fit`; later `fit`
+    calls with the same callback append to it. The file is flushed at the end
+    of each `fit` and closed by `close()` (or at interpreter exit).
+
+    Args:
+        log_dir: Parent directory of the runs (`tensorboard --logdir <log_dir>`).
+        filename: Run name prefix (default `'summary'`).
+        labels: `'all'` or a list of labels (see `kerasrl.summaries.LABELS`).
+        frequency: Update summaries every N updates, or
+            `dict(unit='updates'|'episodes', frequency=N)`.
+        flush: Maximum seconds between writes to disk.
+        max_summaries: Runs with the same name prefix kept in `log_dir`
+            (None keeps all).
+        step_reward: Also write the mean reward of every step.
+
+    Attributes:
+        summarizer: The `kerasrl.summaries.Summarizer` (None before the first `fit`).
+
+    Raises:
+        ArgumentError: invalid arguments (checked at construction).
+
+    Example:
+
+    ```python
+    tensorboard = kerasrl.callbacks.TensorBoard('data/summaries', labels='all')
+    agent.fit('CartPole-v1', episodes=100, callbacks=[tensorboard])
+    print(tensorboard.log_dir)
+    ```
+    """
+
+    def __init__(self, log_dir: str = "logs", filename: str | None = None,
+                 labels: Any = "all", frequency: Any = 1, flush: float = 10.0,
+                 max_summaries: int | None = 7, step_reward: bool = False):
+        super().__init__()
+        from kerasrl.summaries import parse_summarizer_spec
+
+        self._spec = parse_summarizer_spec(dict(
+            directory=log_dir, filename=filename, labels=labels, frequency=frequency,
+            flush=flush, max_summaries=max_summaries, step_reward=step_reward,
+        ))
+        self.summarizer = None
+
+    @property
+    def log_dir(self) -> str | None:
+        """The run directory (None before the first `fit`)."""
+        return None if self.summarizer is None else self.summarizer.logdir
+
+    def on_train_begin(self, logs=None):
+        from kerasrl.summaries import Summarizer
+
+        if self.summarizer is None:
+            self.summarizer = Summarizer(self.agent, **self._spec)
+        self.summarizer.attach(self.agent)
+
+    def on_train_end(self, logs=None):
+        if self.summarizer is not None:
+            self.summarizer.detach(self.agent)
+            self.summarizer.writer.flush()
+
+    def close(self) -> None:
+        """Closes the event file (the callback cannot be used afterwards)."""
+        if self.summarizer is not None:
+            self.summarizer.close()

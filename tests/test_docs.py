@@ -40,6 +40,10 @@ PAGES_WITH_CODE = (
     "backends.md",
     "errors.md",
     "algorithms/ppo.md",
+    "algorithms/vpg.md",
+    "algorithms/ac.md",
+    "saving.md",
+    "record-and-pretrain.md",
 )
 
 _FENCE = re.compile(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -31,13 +32,14 @@ AGENTS: dict[str, str] = {
     "reinforce": "kerasrl.agents.vpg.VPG",
     "ac": "kerasrl.agents.ac.AC",
     "a2c": "kerasrl.agents.ac.A2C",
+    "trpo": "kerasrl.agents.trpo.TRPO",
     "random": "kerasrl.agents.simple.RandomAgent",
     "constant": "kerasrl.agents.simple.ConstantAgent",
     "function": "kerasrl.agents.simple.FunctionAgent",
     "recorder": "kerasrl.agents.simple.FunctionAgent",
 }
 PLANNED_AGENTS = (
-    "trpo", "dqn", "double_dqn", "ddqn", "dueling_dqn",
+    "dqn", "double_dqn", "ddqn", "dueling_dqn",
     "dpg", "ddpg", "td3", "sac", "tensorforce", "default",
 )
 
@@ -84,6 +86,8 @@ def _jsonable(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if hasattr(value, "get_config"):
         try:
             return _jsonable(value.get_config())
@@ -587,13 +591,30 @@ class Agent:
 
     def pretrain(
         self, directory: str, num_iterations: int, num_traces: int = 1, num_updates: int = 1,
-        extension: str = ".npz", objective: str = "experience",
+        extension: str = ".npz", objective: str = "experience", **kwargs: Any,
     ) -> dict:
-        """Pretrains on recorded traces (see `kerasrl.execution.pretrain`)."""
+        """Pretrains on recorded traces (see `kerasrl.execution.pretrain`).
+
+        Args:
+            directory: Folder of `trace-*.npz` files (Tensorforce's format).
+            num_iterations: Number of iterations.
+            num_traces: Trace files loaded per iteration (None: all).
+            num_updates: Updates (or cloning gradient steps) per iteration.
+            extension: File extension of the traces.
+            objective: `'experience'` (Tensorforce: `experience()` then
+                `update()`) or `'behavior_cloning'` (maximum likelihood of the
+                recorded actions).
+            **kwargs: Further options of `kerasrl.execution.pretrain.pretrain`
+                (e.g. `batch_size` for behaviour cloning).
+
+        Returns:
+            A dict of metrics.
+        """
         from kerasrl.execution.pretrain import pretrain
 
         return pretrain(self, directory, num_iterations, num_traces=num_traces,
-                        num_updates=num_updates, extension=extension, objective=objective)
+                        num_updates=num_updates, extension=extension, objective=objective,
+                        **kwargs)
 
     def _experience(self, states, masks, actions, terminal, reward) -> None:
         raise ArgumentError(f"Agent '{self.agent_type}' does not learn; experience() is not supported.")

@@ -565,6 +565,13 @@ class OnPolicyAgent(Agent):
         return {k: v / ops.cast(steps, "float32") for k, v in totals.items()}
 
     def _update_program(self, batch, valid, hyper):
+        # The reference log-probabilities of the importance ratio come from the
+        # policy as it is at the start of the update (Tensorforce's semantics):
+        # for fresh rollouts this equals the acting policy; for Tensorforce's
+        # sliding windows of recent episodes it keeps older episodes usable.
+        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        reference, _ = self._log_prob_entropy(params, batch)
+        batch = {**batch, "log_prob": ops.stop_gradient(reference)}
         metrics = {}
         if self.baseline_optimizer_spec is not None:
             metrics.update(self._optimize(

@@ -13,6 +13,14 @@ public names:
   gradients with respect to `variables`, clips them to the global norm
   `clip_norm` and applies them with the Keras `optimizer`. Returns
   `(loss, aux, global_gradient_norm)`.
+- `natural_gradient_step(loss_fn, kl_fn, variables, *args, max_kl,
+  cg_iterations=10, cg_damping=0.1, linesearch_iterations=10,
+  backtracking_factor=0.5, kl_tolerance=1.5)`: inside a compiled function,
+  one TRPO step: conjugate gradient on Fisher-vector products of the mean KL
+  `kl_fn(*args)`, a step scaled to `max_kl`, a backtracking line search on
+  `loss_fn(*args) -> (loss, aux)`; assigns the accepted values. Returns
+  `(loss, aux, metrics)`. The backend-independent maths is in
+  `kerasrl.backend.natural_gradient`.
 - `fori_loop(lower, upper, body, init)`: like `keras.ops.fori_loop`, but
   variable updates made by `body` are carried through the loop (JAX needs
   this, the others delegate to `keras.ops.fori_loop`).
@@ -38,6 +46,7 @@ if _BACKEND == "jax":
         call_model,
         fori_loop,
         gradient_step,
+        natural_gradient_step,
         set_random_seed,
     )
 elif _BACKEND == "tensorflow":
@@ -46,6 +55,7 @@ elif _BACKEND == "tensorflow":
         call_model,
         fori_loop,
         gradient_step,
+        natural_gradient_step,
         set_random_seed,
     )
 elif _BACKEND == "torch":
@@ -54,6 +64,7 @@ elif _BACKEND == "torch":
         call_model,
         fori_loop,
         gradient_step,
+        natural_gradient_step,
         set_random_seed,
     )
 else:  # pragma: no cover - numpy/openvino cannot train
@@ -69,4 +80,5 @@ def name() -> str:
     return _BACKEND
 
 
-__all__ = ["Engine", "call_model", "gradient_step", "fori_loop", "set_random_seed", "name"]
+__all__ = ["Engine", "call_model", "gradient_step", "fori_loop", "natural_gradient_step",
+           "set_random_seed", "name"]

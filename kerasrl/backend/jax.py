@@ -257,3 +257,57 @@ def set_random_seed(seed: int) -> None:
 def call_model(model: keras.Model, inputs: Any, training: bool = False) -> Any:
     """Runs `model` on `inputs` (inside compiled functions the call is traced once)."""
     return model(inputs, training=training)
+
+
+def natural_gradient_step(
+    loss_fn: Callable, kl_fn: Callable, variables: Sequence[keras.Variable], *args: Any,
+    max_kl: Any, cg_iterations: int = 10, cg_damping: float = 0.1,
+    linesearch_iterations: int = 10, backtracking_factor: float = 0.5,
+    kl_tolerance: float = 1.5,
+) -> tuple[Any, Any, dict]:
+    """One natural-gradient (TRPO) step on `loss_fn(*args) -> (loss, aux)`.
+
+    The gradient comes from `jax.value_and_grad`, Fisher-vector products from
+    `jax.jvp` of the gradient of `kl_fn(*args)` (the mean KL between the old,
+    fixed policy and the one given by `variables`; forward-over-reverse).
+    Losses at other parameter values are evaluated in a nested
+    `StatelessScope` that maps `variables` to the candidate values. Conjugate
+    gradient, step scaling and line search: see
+    `kerasrl.backend.natural_gradient`. The accepted values are assigned to
+    `variables` (recorded in the engine's scope).
+
+    Returns:
+        `(loss, aux, metrics)` with the loss and aux before the step.
+    """
+    from kerasrl.backend.natural_gradient import natural_gradient_update
+
+    scope = get_stateless_scope()
+    trainable_ids = {id(v) for v in variables}
+    others = [v for v in _traced_variables() if id(v) not in trainable_ids]
+    other_values = [scope.get_current_value(v) for v in others]
+    values = [scope.get_current_value(v) for v in variables]
+
+    def run_at(fn, trainable_values):
+        mapping = list(zip(others, other_values)) + list(zip(variables, trainable_values))
+        with StatelessScope(state_mapping=mapping):
+            return fn(*args)
+
+    (loss, aux), grads = jax.value_and_grad(
+        lambda v: run_at(loss_fn, v), has_aux=True)(values)
+    kl_gradient = jax.grad(lambda v: run_at(kl_fn, v))
+
+    def hessian_vector_product(vector):
+        return list(jax.jvp(kl_gradient, (values,), (list(vector),))[1])
+
+    def evaluate(candidate):
+        return run_at(loss_fn, candidate)[0], run_at(kl_fn, candidate)
+
+    new_values, metrics = natural_gradient_update(
+        values, grads, hessian_vector_product, evaluate, loss, max_kl=max_kl,
+        cg_iterations=cg_iterations, cg_damping=cg_damping,
+        linesearch_iterations=linesearch_iterations, backtracking_factor=backtracking_factor,
+        kl_tolerance=kl_tolerance,
+    )
+    for variable, value in zip(variables, new_values):
+        variable.assign(value)
+    return loss, aux, metrics

@@ -89,3 +89,65 @@ def set_random_seed(seed: int) -> None:
 def call_model(model: keras.Model, inputs: Any, training: bool = False) -> Any:
     """Runs `model` on `inputs` (inside compiled functions the call is traced once)."""
     return model(inputs, training=training)
+
+
+def natural_gradient_step(
+    loss_fn: Callable, kl_fn: Callable, variables: Sequence[keras.Variable], *args: Any,
+    max_kl: Any, cg_iterations: int = 10, cg_damping: float = 0.1,
+    linesearch_iterations: int = 10, backtracking_factor: float = 0.5,
+    kl_tolerance: float = 1.5,
+) -> tuple[Any, Any, dict]:
+    """One natural-gradient (TRPO) step on `loss_fn(*args) -> (loss, aux)`.
+
+    The functions run inside a `keras.StatelessScope` that maps `variables` to
+    tensors (their current values, or line-search candidates); the gradient
+    comes from a `tf.GradientTape` watching those tensors, Fisher-vector
+    products from nested tapes over `kl_fn(*args)` (the mean KL between the
+    old, fixed policy and the one given by `variables`). Conjugate gradient,
+    step scaling and line search: see `kerasrl.backend.natural_gradient`. The
+    accepted values are assigned to `variables`.
+
+    Returns:
+        `(loss, aux, metrics)` with the loss and aux before the step.
+    """
+    from kerasrl.backend.natural_gradient import natural_gradient_update
+
+    values = [tf.convert_to_tensor(v.value) for v in variables]
+
+    def run_at(fn, trainable_values):
+        mapping = list(zip(variables, trainable_values))
+        with keras.StatelessScope(state_mapping=mapping, initialize_variables=False):
+            return fn(*args)
+
+    def gradients(target, tape):
+        grads = tape.gradient(target, values)
+        return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, values)]
+
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        loss, aux = run_at(loss_fn, values)
+    grads = gradients(loss, tape)
+
+    def hessian_vector_product(vector):
+        with tf.GradientTape() as outer:
+            outer.watch(values)
+            with tf.GradientTape() as inner:
+                inner.watch(values)
+                kl = run_at(kl_fn, values)
+            kl_grads = gradients(kl, inner)
+            product = tf.add_n([tf.reduce_sum(g * tf.stop_gradient(v))
+                                for g, v in zip(kl_grads, vector)])
+        return gradients(product, outer)
+
+    def evaluate(candidate):
+        return run_at(loss_fn, candidate)[0], run_at(kl_fn, candidate)
+
+    new_values, metrics = natural_gradient_update(
+        values, grads, hessian_vector_product, evaluate, loss, max_kl=max_kl,
+        cg_iterations=cg_iterations, cg_damping=cg_damping,
+        linesearch_iterations=linesearch_iterations, backtracking_factor=backtracking_factor,
+        kl_tolerance=kl_tolerance,
+    )
+    for variable, value in zip(variables, new_values):
+        variable.assign(value)
+    return loss, aux, metrics

@@ -206,3 +206,63 @@ def call_model(model: keras.Model, inputs: Any, training: bool = False) -> Any:
             for key, value in zip(outputs, tree.flatten(result)):
                 values[key] = value
     return tree.pack_sequence_as(outputs_struct, [values[i] for i in output_ids])
+
+
+def natural_gradient_step(
+    loss_fn: Callable, kl_fn: Callable, variables: Sequence[keras.Variable], *args: Any,
+    max_kl: Any, cg_iterations: int = 10, cg_damping: float = 0.1,
+    linesearch_iterations: int = 10, backtracking_factor: float = 0.5,
+    kl_tolerance: float = 1.5,
+) -> tuple[Any, Any, dict]:
+    """One natural-gradient (TRPO) step on `loss_fn(*args) -> (loss, aux)`.
+
+    The gradient comes from `torch.autograd.grad`; Fisher-vector products
+    differentiate `∇KL · v` again through the graph of `∇KL` (built once with
+    `create_graph=True`; `kl_fn(*args)` is the mean KL between the old, fixed
+    policy and the one given by `variables`). Line-search candidates are
+    evaluated without gradients inside a `keras.StatelessScope` mapping
+    `variables` to the candidate values. Conjugate gradient, step scaling and
+    line search: see `kerasrl.backend.natural_gradient`. The accepted values
+    are assigned to `variables`.
+
+    Returns:
+        `(loss, aux, metrics)` with the loss and aux before the step.
+    """
+    from kerasrl.backend.natural_gradient import natural_gradient_update
+
+    values = [v.value for v in variables]
+
+    def gradients(target, **kwargs):
+        if not target.requires_grad:
+            return [torch.zeros_like(v) for v in values]
+        grads = torch.autograd.grad(target, values, allow_unused=True, **kwargs)
+        return [torch.zeros_like(v) if g is None else g for g, v in zip(grads, values)]
+
+    with torch.enable_grad():
+        loss, aux = loss_fn(*args)
+        grads = gradients(loss)
+        kl_grads = gradients(kl_fn(*args), create_graph=True)
+
+    def hessian_vector_product(vector):
+        with torch.enable_grad():
+            product = sum(torch.sum(g * v.detach()) for g, v in zip(kl_grads, vector))
+            return gradients(product, retain_graph=True)
+
+    def evaluate(candidate):
+        mapping = list(zip(variables, candidate))
+        with keras.StatelessScope(state_mapping=mapping, initialize_variables=False):
+            candidate_loss, _ = loss_fn(*args)
+            return candidate_loss, kl_fn(*args)
+
+    with torch.no_grad():
+        new_values, metrics = natural_gradient_update(
+            [v.detach() for v in values], grads, hessian_vector_product, evaluate,
+            loss.detach(), max_kl=max_kl, cg_iterations=cg_iterations, cg_damping=cg_damping,
+            linesearch_iterations=linesearch_iterations,
+            backtracking_factor=backtracking_factor, kl_tolerance=kl_tolerance,
+        )
+        for variable, value in zip(variables, new_values):
+            variable.assign(value)
+    aux = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in aux.items()} if (
+        isinstance(aux, dict)) else aux
+    return loss.detach(), aux, metrics

@@ -1,0 +1,264 @@
+"""Trust Region Policy Optimization (Schulman et al., 2015), Tensorforce's `trpo`.
+
+Implementation details (CleanRL style):
+
+1. Experience is collected with the current stochastic policy; act records
+   the log-probability of each action and, with a baseline, V(s). An update
+   runs every `update_frequency` episodes on the last `batch_size` episodes
+   (or on rollouts of `update=dict(unit='timesteps', batch_size=...)`).
+2. Advantages as for PPO: without a baseline the discounted return; with a
+   baseline and `gae_decay > 0`, GAE(λ) on the values recorded while acting;
+   with `gae_decay=0`, the Monte-Carlo return minus V(s) predicted at update
+   time, after the baseline's step. `advantage_processing='normalize'`
+   standardizes them over the batch.
+3. The baseline (if any) is trained first by its own optimizer
+   (`baseline_optimizer`, default Adam, learning rate 1e-3, 10 steps per
+   update) on `(V(s) - R)^2`. A float loss weight is not accepted: the
+   policy step is not a gradient step on a combined loss.
+4. Surrogate loss (Tensorforce's policy_gradient objective with importance
+   sampling): `L(θ) = -mean(ρ A) - entropy_regularization · H(π_θ)` with
+   `ρ = exp(log π_θ(a|s) - log π_act(a|s))`, plus the L2 penalty.
+5. One natural-gradient step per update (`kerasrl.backend.natural_gradient_step`):
+   the gradient `g = ∇L`, conjugate gradient (`cg_iterations`) on
+   Fisher-vector products `F v = ∇(∇KL · v) + cg_damping · v`, where KL is
+   the mean KL(π_old ‖ π_θ) over the batch, π_old the policy before the
+   update (fixed); the full step `-sqrt(2 δ / xᵀFx) x` with `δ =
+   learning_rate` makes the quadratic KL estimate equal δ.
+6. Backtracking line search over `linesearch_iterations` fractions
+   `1, β, β², ...` (β = `backtracking_factor`): the first candidate that lowers
+   `L` and keeps the mean KL ≤ 1.5 δ is accepted; if none does (or the
+   direction is not a descent direction), the policy is left unchanged.
+7. Everything (baseline steps, advantages, CG, line search) runs inside one
+   compiled call.
+
+Logged metrics (`agent.last_metrics`): `policy_loss`, `entropy` and `loss`
+(surrogate, before the step), `loss_after`, `kl` (mean KL of the new policy
+from the old one on the batch), `step_fraction` (accepted share of the full
+step, 0 when rejected), `backtracks`, `accepted`, `gradient_norm`,
+`expected_improvement` (`-gᵀ step` for the full step), `cg_residual`, and with
+a baseline `value_loss` and `baseline_gradient_norm`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from keras import ops, tree
+
+from kerasrl import backend as kbackend
+from kerasrl import parameters
+from kerasrl.agents.on_policy import OnPolicyAgent, _weighted_mean, parse_update
+from kerasrl.agents.vpg import _arguments
+from kerasrl.errors import ArgumentError
+from kerasrl.optimizers import OptimizerSpec
+
+#: The baseline optimizer used when `baseline` is given without one.
+DEFAULT_BASELINE_OPTIMIZER = {"optimizer": "adam", "learning_rate": 1e-3, "multi_step": 10}
+#: A line-search candidate must keep the mean KL at most this times `learning_rate`.
+KL_TOLERANCE = 1.5
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ArgumentError.invalid(name, f"an int >= {minimum}", value, where="agent 'trpo'")
+    return int(value)
+
+
+def _check_float(value: Any, name: str, low: float, high: float, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+            low <= float(value) <= high):
+        raise ArgumentError.invalid(name, expected, value, where="agent 'trpo'")
+    return float(value)
+
+
+class TRPO(OnPolicyAgent):
+    """Trust Region Policy Optimization agent.
+
+    Args:
+        states: State spec.
+        actions: Action spec.
+        max_episode_timesteps: Maximum episode length.
+        batch_size: Number of **episodes** per update (Tensorforce semantics);
+            or give `update=dict(unit='timesteps', batch_size=...)`.
+        network: Policy network spec (default `'auto'`); `policy` is an alias.
+        use_beta_distribution: Beta distributions for bounded float actions.
+        memory: `'minimum'` or a capacity in timesteps.
+        update_frequency: Every this many episodes (int), or this share of
+            `batch_size` (float in (0, 1]; default 1.0).
+        learning_rate: The KL step size δ, i.e. the maximum mean KL divergence
+            between the policies before and after an update (parameter,
+            default 1e-2).
+        linesearch_iterations: Line-search candidates (default 10; 0 applies
+            the full step without checks).
+        subsampling_fraction: Share of the batch used by the update
+            (default 1.0).
+        discount: γ (parameter, default 0.99).
+        gae_decay: GAE λ with a baseline (default 0: Monte-Carlo returns).
+        advantage_processing: None or `'normalize'`.
+        predict_terminal_values: Bootstrap true terminals too.
+        reward_processing, return_processing: None or clipping dicts.
+        baseline: Baseline network spec (e.g. `'auto'`), default None.
+        baseline_optimizer: Optimizer spec of the baseline (default, with a
+            baseline: `dict(optimizer='adam', learning_rate=1e-3,
+            multi_step=10)`). A float loss weight raises `ArgumentError`.
+        l2_regularization, entropy_regularization: Loss coefficients.
+        state_preprocessing: Default `'linear_normalization'`.
+        exploration: Extra exploration (default 0).
+        cg_iterations: Conjugate-gradient iterations (Tensorforce's
+            `cg_max_iterations`, default 10).
+        cg_damping: Damping added to the Fisher matrix (default 0.1).
+        backtracking_factor: Shrink factor of the line search (default 0.75,
+            as Tensorforce's `linesearch_step`).
+        update: Tensorforce's generic update dict, instead of `batch_size` and
+            `update_frequency`.
+        parallel_interactions, config: See `Agent`.
+
+    The base class' policy optimizer is a plain SGD whose learning-rate
+    variable only carries the scheduled δ; it never updates the policy.
+
+    Example:
+
+    ```python
+    agent = Agent.create(agent='trpo', environment='CartPole-v1', batch_size=10,
+                         baseline='auto', learning_rate=1e-2)
+    ```
+    """
+
+    agent_type = "trpo"
+    policy_metrics = ("policy_loss", "entropy")
+    natural_gradient_metrics = ("loss_after", "kl", "step_fraction", "backtracks", "accepted",
+                                "gradient_norm", "expected_improvement", "cg_residual")
+
+    def __init__(
+        self, states: Any, actions: Any, max_episode_timesteps: int | None = None,
+        batch_size: int | None = None, network: Any = "auto", use_beta_distribution: bool = False,
+        memory: Any = "minimum", update_frequency: Any = 1.0, learning_rate: Any = 1e-2,
+        linesearch_iterations: int = 10, subsampling_fraction: float = 1.0,
+        discount: Any = 0.99, gae_decay: float = 0.0, reward_processing: Any = None,
+        return_processing: Any = None, advantage_processing: Any = None,
+        predict_terminal_values: bool = False, baseline: Any = None,
+        baseline_optimizer: Any = None, l2_regularization: Any = 0.0,
+        entropy_regularization: Any = 0.0, state_preprocessing: Any = "linear_normalization",
+        exploration: Any = 0.0, variable_noise: float = 0.0, cg_iterations: int = 10,
+        cg_damping: float = 0.1, backtracking_factor: float = 0.75, update: Any = None,
+        policy: Any = None, distributions: Any = None, parallel_interactions: int = 1,
+        config: Any = None, **kwargs: Any,
+    ):
+        arguments = _arguments(locals())
+        max_kl = parameters.create(learning_rate, "learning_rate")
+        if max_kl.is_constant() and not max_kl.value() > 0.0:
+            raise ArgumentError.invalid(
+                "learning_rate", "a positive max-KL step size", learning_rate,
+                where="agent 'trpo'",
+            )
+        self.linesearch_iterations = _check_int(linesearch_iterations, "linesearch_iterations", 0)
+        self.cg_iterations = _check_int(cg_iterations, "cg_iterations", 1)
+        self.cg_damping = _check_float(cg_damping, "cg_damping", 0.0, np.inf, "a float >= 0")
+        self.backtracking_factor = _check_float(
+            backtracking_factor, "backtracking_factor", 0.0, 1.0, "a float in (0, 1)")
+        if self.backtracking_factor in (0.0, 1.0):
+            raise ArgumentError.invalid("backtracking_factor", "a float in (0, 1)",
+                                        backtracking_factor, where="agent 'trpo'")
+        if baseline is not None:
+            if baseline_optimizer is None:
+                baseline_optimizer = dict(DEFAULT_BASELINE_OPTIMIZER)
+            elif isinstance(baseline_optimizer, (int, float)) and not isinstance(
+                    baseline_optimizer, bool):
+                raise ArgumentError.invalid(
+                    "baseline_optimizer",
+                    "an optimizer spec (TRPO's natural-gradient policy step cannot share a "
+                    "loss with the baseline, so a loss weight is not accepted)",
+                    baseline_optimizer, where="agent 'trpo'",
+                )
+        # The base class wants an optimizer for the policy: a plain SGD whose
+        # learning-rate variable holds δ (assigned before each update) and is
+        # never applied.
+        optimizer = OptimizerSpec(
+            {"type": "sgd", "learning_rate": max_kl, "subsampling_fraction": subsampling_fraction},
+            name="optimizer",
+        )
+        super().__init__(
+            states, actions, max_episode_timesteps,
+            update=parse_update(update, batch_size, update_frequency, "episodes", self.agent_type),
+            network=network, policy=policy, optimizer=optimizer,
+            discount=discount, gae_decay=gae_decay, baseline=baseline,
+            baseline_optimizer=baseline_optimizer, use_beta_distribution=use_beta_distribution,
+            distributions=distributions, state_preprocessing=state_preprocessing, memory=memory,
+            entropy_regularization=entropy_regularization, l2_regularization=l2_regularization,
+            exploration=exploration, variable_noise=variable_noise,
+            predict_terminal_values=predict_terminal_values,
+            advantage_processing=advantage_processing, reward_processing=reward_processing,
+            return_processing=return_processing, parallel_interactions=parallel_interactions,
+            config=config, **kwargs,
+        )
+        self.max_kl = max_kl
+        self._store_spec(**arguments)
+
+    # ------------------------------------------------------------------ losses
+    def policy_objective(self, batch, weights, hyper):
+        """The importance-sampled surrogate loss `-mean(ρ A) - c H(π)` (+ L2)."""
+        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        log_prob, entropy = self._log_prob_entropy(params, batch)
+        ratio = ops.exp(log_prob - batch["log_prob"])
+        policy_loss = -_weighted_mean(ratio * batch["advantage"], weights)
+        entropy = _weighted_mean(entropy, weights)
+        loss = policy_loss - hyper["entropy_regularization"] * entropy
+        loss = loss + hyper["l2_regularization"] * self._l2_penalty(
+            self.policy_model.trainable_variables)
+        return loss, {"policy_loss": policy_loss, "entropy": entropy}
+
+    def policy_kl(self, batch, weights, old_params):
+        """Mean KL(π_old ‖ π_θ) over the weighted batch (π_old given by `old_params`)."""
+        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        masks = self._batch_masks(batch)
+        kl = None
+        for name, dist in self.distributions.items():
+            term = dist.kl_divergence(old_params[name], params[name], mask=masks.get(name))
+            kl = term if kl is None else kl + term
+        return _weighted_mean(kl, weights)
+
+    # ------------------------------------------------------------------ update
+    def _update_program(self, batch, valid, hyper):
+        metrics = {}
+        if self.baseline_optimizer_spec is not None:
+            metrics.update(self._optimize(
+                self.value_objective, self.baseline_optimizer_spec,
+                self._baseline_variables, batch, valid, hyper, hyper["baseline_steps"],
+                hyper["baseline_rows"], ("value_loss", "baseline_gradient_norm"),
+                norm_name="baseline_gradient_norm",
+            ))
+        if self.has_baseline and self.gae_decay == 0.0 and self.estimate_advantage:
+            # Tensorforce's "late" advantage: the return minus V(s) predicted
+            # after the baseline's step.
+            value = ops.stop_gradient(kbackend.call_model(
+                self.baseline_model, self._batch_states(batch)))
+            batch = {**batch, "advantage": batch["return"] - value}
+        if self.normalize_advantages:
+            advantage = batch["advantage"]
+            mean = _weighted_mean(advantage, valid)
+            std = ops.sqrt(_weighted_mean(ops.square(advantage - mean), valid))
+            batch = {**batch, "advantage": (advantage - mean) / (std + 1e-8)}
+        weights = valid
+        fraction = self.optimizer_spec.subsampling_fraction
+        if not (isinstance(fraction, float) and fraction >= 1.0):
+            weights = self._subsample_weights(valid, hyper["rows"])
+        old_params = tree.map_structure(ops.stop_gradient, kbackend.call_model(
+            self.policy_model, self._batch_states(batch)))
+        loss, policy_metrics, step_metrics = kbackend.natural_gradient_step(
+            lambda b, w, h, _: self.policy_objective(b, w, h),
+            lambda b, w, _, old: self.policy_kl(b, w, old),
+            list(self.policy_model.trainable_variables), batch, weights, hyper, old_params,
+            max_kl=hyper["max_kl"], cg_iterations=self.cg_iterations,
+            cg_damping=self.cg_damping, linesearch_iterations=self.linesearch_iterations,
+            backtracking_factor=self.backtracking_factor, kl_tolerance=KL_TOLERANCE,
+        )
+        metrics.update(policy_metrics)
+        metrics.update(step_metrics)
+        metrics["loss"] = loss
+        return metrics
+
+    def _hyper(self, n: int) -> dict:
+        hyper = super()._hyper(n)
+        hyper["max_kl"] = np.float32(self.max_kl.value(self._counters()))
+        return hyper
