@@ -69,7 +69,6 @@ DEFAULT_MAX_SUMMARIES = 7
 _PLUGIN_KEYS = ("saver", "summarizer", "summaries", "recorder", "tracking")
 _RUN_TIME_FORMAT = "%Y%m%d-%H%M%S"
 _EVENT_FILE_PREFIX = "events.out.tfevents."
-_MAX_PENDING_BYTES = 1 << 20
 
 
 # ---------------------------------------------------------------------- writer
@@ -107,32 +106,65 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-class _FileState:
-    """The open file of an `EventWriter` and its pending records (shared with the flusher)."""
+def _frame(data: bytes) -> bytes:
+    """One TFRecord: length, its masked CRC, the data, its masked CRC (little endian)."""
+    header = len(data).to_bytes(8, "little")
+    return b"".join((header, masked_crc32c(header).to_bytes(4, "little"), data,
+                     masked_crc32c(data).to_bytes(4, "little")))
 
-    def __init__(self, path: str):
+
+class _FileState:
+    """The open event file of an `EventWriter` and its pending events.
+
+    Pending events are kept as they were given (scalar values are encoded
+    only when written), so that encoding and checksums run in the flushing
+    thread rather than in the training loop. `io_lock` orders writes;
+    `pending_lock` only guards the list, so adding never waits for a write.
+    """
+
+    def __init__(self, path: str, event_pb2: Any, summary_pb2: Any):
         self.file = open(path, "wb")  # noqa: SIM115 - closed by `close`
-        self.lock = threading.Lock()
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
-        self.last_flush = time.monotonic()
+        self.event_pb2 = event_pb2
+        self.summary_pb2 = summary_pb2
+        self.io_lock = threading.Lock()
+        self.pending_lock = threading.Lock()
+        self.pending: list = []
+        self.closed = False
         self.stop = threading.Event()
 
+    def add(self, item: Any) -> int:
+        with self.pending_lock:
+            if self.closed:
+                raise ArgumentError(f"The summary writer of '{self.file.name}' is closed.")
+            self.pending.append(item)
+            return len(self.pending)
+
+    def _encode(self, item: Any) -> bytes:
+        if isinstance(item, bytes):
+            return _frame(item)
+        wall_time, step, values = item
+        value = self.summary_pb2.Summary.Value
+        summary = self.summary_pb2.Summary(
+            value=[value(tag=tag, simple_value=number) for tag, number in values.items()])
+        return _frame(self.event_pb2.Event(
+            wall_time=wall_time, step=step, summary=summary).SerializeToString())
+
     def flush(self) -> None:
-        with self.lock:
+        with self.io_lock:
+            with self.pending_lock:
+                items, self.pending = self.pending, []
             if self.file.closed:
                 return
-            if self.pending:
-                self.file.write(b"".join(self.pending))
-                self.pending.clear()
-                self.pending_bytes = 0
+            if items:
+                self.file.write(b"".join(self._encode(item) for item in items))
             self.file.flush()
-            self.last_flush = time.monotonic()
 
     def close(self) -> None:
         self.stop.set()
+        with self.pending_lock:
+            self.closed = True
         self.flush()
-        with self.lock:
+        with self.io_lock:
             if not self.file.closed:
                 self.file.close()
 
@@ -146,17 +178,18 @@ class EventWriter:
     """Writes TensorBoard event files without TensorFlow.
 
     Records are framed as `tensorboard`'s `RecordWriter` and TensorFlow frame
-    them (length, masked CRC32C, data, masked CRC32C), so
-    TensorBoard and `EventAccumulator` read the files as usual. Records are
-    kept in memory and written to disk every `flush_secs` seconds (by a
-    daemon thread), when 1 MiB is pending, on `flush()` and on `close()`
-    (also at interpreter exit).
+    them (length, masked CRC32C, data, masked CRC32C), so TensorBoard and
+    `EventAccumulator` read the files as usual. Events are kept in memory and
+    written to disk by a daemon thread every `flush_secs` seconds, when
+    `max_pending` events are waiting, on `flush()` and on `close()` (also at
+    interpreter exit).
 
     Args:
         logdir: Directory of the event file (created if needed).
         flush_secs: Maximum seconds between writes to disk; 0 writes every
-            record at once.
+            event at once.
         filename_suffix: Appended to the event file name.
+        max_pending: Number of pending events that triggers a write.
 
     Raises:
         ArgumentError: the `tensorboard` package is not installed.
@@ -170,7 +203,8 @@ class EventWriter:
     ```
     """
 
-    def __init__(self, logdir: str, flush_secs: float = 10.0, filename_suffix: str = ""):
+    def __init__(self, logdir: str, flush_secs: float = 10.0, filename_suffix: str = "",
+                 max_pending: int = 10_000):
         try:
             from tensorboard.compat.proto import event_pb2, summary_pb2
         except ImportError:  # pragma: no cover - tensorboard is a dependency
@@ -185,7 +219,8 @@ class EventWriter:
                 f"{os.getpid()}.{_next_uid()}{filename_suffix}")
         self.path = os.path.join(logdir, name)
         self.flush_secs = float(flush_secs)
-        self._state = _FileState(self.path)
+        self.max_pending = 1 if self.flush_secs == 0 else int(max_pending)
+        self._state = _FileState(self.path, event_pb2, summary_pb2)
         self._finalizer = weakref.finalize(self, _FileState.close, self._state)
         self.add_event(event_pb2.Event(
             wall_time=time.time(), file_version="brain.Event:2",
@@ -201,26 +236,15 @@ class EventWriter:
 
     @property
     def closed(self) -> bool:
-        return self._state.file.closed
+        return self._state.closed
+
+    def _add(self, item: Any) -> None:
+        if self._state.add(item) >= self.max_pending:
+            self._state.flush()
 
     def add_event(self, event: Any) -> None:
-        """Appends an `event_pb2.Event` (flushed according to `flush_secs`)."""
-        data = event.SerializeToString()
-        header = len(data).to_bytes(8, "little")
-        record = b"".join((
-            header, masked_crc32c(header).to_bytes(4, "little"), data,
-            masked_crc32c(data).to_bytes(4, "little"),
-        ))
-        state = self._state
-        with state.lock:
-            if state.file.closed:
-                raise ArgumentError(f"The summary writer of '{self.logdir}' is closed.")
-            state.pending.append(record)
-            state.pending_bytes += len(record)
-            due = (state.pending_bytes >= _MAX_PENDING_BYTES
-                   or time.monotonic() - state.last_flush >= self.flush_secs)
-        if due:
-            state.flush()
+        """Appends an `event_pb2.Event`."""
+        self._add(event.SerializeToString())
 
     def add_summary(self, summary: Any, step: int, wall_time: float | None = None) -> None:
         """Appends a `summary_pb2.Summary` at `step`."""
@@ -232,13 +256,9 @@ class EventWriter:
     def add_scalars(self, values: Mapping[str, float], step: int,
                     wall_time: float | None = None) -> None:
         """Appends one event with a scalar per tag (`{tag: value}`) at `step`."""
-        if not values:
-            return
-        summary = self._summary_pb2.Summary(value=[
-            self._summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
-            for tag, value in values.items()
-        ])
-        self.add_summary(summary, step, wall_time)
+        if values:
+            self._add((time.time() if wall_time is None else wall_time, int(step),
+                       {tag: float(value) for tag, value in values.items()}))
 
     def add_text(self, tag: str, text: str, step: int = 0) -> None:
         """Appends a text summary (TensorBoard's Text tab renders it as Markdown)."""
@@ -262,11 +282,11 @@ class EventWriter:
         ))
 
     def flush(self) -> None:
-        """Writes pending records to disk."""
+        """Writes pending events to disk."""
         self._state.flush()
 
     def close(self) -> None:
-        """Flushes and closes the file (further writes raise)."""
+        """Flushes and closes the file (further writes raise `ArgumentError`)."""
         self._finalizer()
 
 
@@ -599,8 +619,8 @@ class Summarizer:
 
     Created by the agent from its `summarizer` argument (see
     `create_summarizer`), or by `kerasrl.callbacks.TensorBoard`. Hooks are
-    called by the agent: `on_observe`, `on_episode_end`, `on_update`,
-    `close`.
+    called by the agent: `on_episode_end`, `on_update`, `close`, and
+    `on_observe` with `step_reward=True`.
 
     Args:
         agent: The agent (already built).
@@ -666,15 +686,17 @@ class Summarizer:
         self._interval_start: tuple[float, int, float] | None = None
         self._wrapped: dict[str, Any] = {}
         self._closed = False
+        if self.step_reward and "reward" in self.labels:
+            # Only then is there an `on_observe` hook (the agent calls it every step).
+            self.on_observe = self._observe_reward
         if "graph" in self.labels:
             self._write_graph(agent)
 
     # ------------------------------------------------------------------ plugin hooks
-    def on_observe(self, agent: Any, reward: np.ndarray, terminal: np.ndarray,
-                   slots: np.ndarray) -> None:
-        """Writes `reward/step` (mean reward of the call) when `step_reward` is set."""
-        if self.step_reward and "reward" in self.labels:
-            self.writer.add_scalars({"reward/step": float(np.mean(reward))}, agent.timesteps)
+    def _observe_reward(self, agent: Any, reward: np.ndarray, terminal: np.ndarray,
+                        slots: np.ndarray) -> None:
+        """The `on_observe` hook when `step_reward` is set: writes `reward/step`."""
+        self.writer.add_scalars({"reward/step": float(np.mean(reward))}, agent.timesteps)
 
     def on_episode_end(self, agent: Any, slot: int, episode_return: float,
                        episode_length: int) -> None:

@@ -536,6 +536,10 @@ class Agent:
     def _reset_buffers(self) -> None:
         pass
 
+    def _finish_run(self, states: Any, slots: np.ndarray) -> int:
+        """Called by the `Runner` when a training run ends; returns updates performed."""
+        return 0
+
     def update(self) -> int:
         """Performs one update now, whatever the update frequency. Returns 1 if done."""
         return 0

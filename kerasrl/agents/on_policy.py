@@ -719,6 +719,23 @@ class OnPolicyAgent(Agent):
         self._run_update()
         return updates + 1
 
+    def _finish_run(self, states: Any, slots: np.ndarray) -> int:
+        """At the end of a `Runner` run: run a pending (deferred) update now.
+
+        `states` are the environments' current states (what the next `act`
+        would have received); their values bootstrap the cut rollouts.
+        """
+        if self._pending_slots is None:
+            return 0
+        parsed = self._parser.parse(states)
+        size = parsed.size
+        masks = self._full_masks(parsed.masks, size)
+        values = self._act_train(parsed.states, masks,
+                                 self._exploration_values(False))["value"]
+        self._cut_pending(slots, values)
+        updates, self._updates_in_act = self._updates_in_act, 0
+        return updates
+
     def _cut_pending(self, slots, values) -> None:
         for slot, value in zip(slots, values):
             slot = int(slot)

@@ -476,6 +476,9 @@ class Runner:
                 if quota is not None and not quota.any():
                     break
             self._progress.update(self._progress_count(), self._stats())
+        if not self._evaluation:
+            # An update deferred to the next act (timestep-unit rollouts) runs now.
+            self._updated(agent._finish_run(states, slots))
 
     def _run_in_turn(self) -> None:
         agent = self.agent

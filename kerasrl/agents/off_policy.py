@@ -1,0 +1,510 @@
+"""Off-policy agents: a replay memory, n-step returns, target networks.
+
+The flow of one timestep (SB3's `OffPolicyAlgorithm`, Tensorforce's
+arguments):
+
+1. `act` runs the compiled act function (one call for the whole batch of
+   parallel environments; exploration inside). The states, masks and
+   actions go into the slot's `NStepWindow`; the step `horizon` steps
+   earlier becomes a complete transition, which is written to the
+   `ReplayMemory` (a preallocated NumPy ring buffer).
+2. `observe` stores the rewards; an episode end flushes the slot's window
+   (true terminals without bootstrap, aborted episodes bootstrapped from
+   their last state). Then, when the update schedule fires, updates run.
+3. An update samples `multi_step` minibatches of `batch_size` transitions
+   with the agent's NumPy generator (plus any noise the algorithm needs,
+   also drawn on the host, so a seeded update is identical on every
+   backend), sends them to the device at once, and runs all the gradient
+   steps, with the target-network updates, in one compiled call.
+
+Update schedule (Tensorforce's `update=dict(unit='timesteps', batch_size,
+frequency, start)`): the first update happens once `start` timesteps were
+observed (default: `batch_size`) and the memory is not empty, then one every
+`frequency` timesteps. With several parallel environments, timesteps advance
+by the number of environments per step, and as many updates run as
+`frequency` boundaries were passed.
+
+Target networks: built from the same network spec with a fresh
+`NetworkBuilder` (so they hold copies, never shared layers), initialized to
+the online weights, and updated inside the compiled update, on variable
+values: `target ← w·online + (1-w)·target` (`w = 1` copies) on the gradient
+steps whose 1-based index is a multiple of the sync frequency.
+
+Subclasses build their models and optimizers, then call `_compile()`, and
+implement `_act_program` and `_train_step`.
+
+Helpers copied from `kerasrl.agents.on_policy` (which is owned by another
+module and not imported beyond `parse_update`): the reward `clipping`
+processing, the per-action exploration parsing and the full-mask cache.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerasrl import backend as kbackend
+from kerasrl import parameters
+from kerasrl.agents.agent import Agent
+from kerasrl.agents.on_policy import parse_update
+from kerasrl.errors import ArgumentError
+from kerasrl.replay import NStepWindow, ReplayMemory
+
+
+def clipping(spec: Any, argument: str):
+    """Reward processing: None or `dict(type='clipping', lower, upper)` → host function."""
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping) and spec.get("type") == "clipping":
+        lower, upper = spec.get("lower"), spec.get("upper")
+        return lambda x: np.clip(x, lower, upper)
+    raise ArgumentError.invalid(
+        argument, "None or dict(type='clipping', lower=..., upper=...)", spec
+    )
+
+
+def l2_penalty(variables) -> Any:
+    """Sum of squares of the kernels (variables of rank >= 2) among `variables`."""
+    total = 0.0
+    for variable in variables:
+        if len(variable.shape) >= 2:
+            total = total + ops.sum(ops.square(variable))
+    return total
+
+
+def polyak(pairs, weight) -> None:
+    """`target ← weight·online + (1-weight)·target` for `(target, online)` variable pairs.
+
+    Inside a compiled function; `weight` is a scalar tensor (0 leaves the
+    targets unchanged, 1 copies). Non-float variables are copied when
+    `weight > 0`.
+    """
+    for target, online in pairs:
+        if "float" in str(target.dtype):
+            w = ops.cast(weight, target.dtype)
+            value = w * ops.stop_gradient(online.value) + (1.0 - w) * target.value
+        else:
+            value = ops.where(weight > 0, online.value, target.value)
+        target.assign(value)
+
+
+def parse_memory(memory: Any, agent: str) -> int:
+    """The replay capacity from `memory` (an int, or `dict(type='replay', capacity=N)`)."""
+    if memory is None:
+        raise ArgumentError(
+            f"Missing argument 'memory' of agent '{agent}': expected the replay capacity "
+            "(a positive int, e.g. memory=100_000)."
+        )
+    capacity = memory
+    if isinstance(memory, Mapping):
+        unknown = set(memory) - {"type", "capacity", "device"}
+        if unknown:
+            raise ArgumentError.invalid(
+                f"memory key(s) {sorted(unknown)}", "keys among type, capacity", memory
+            )
+        if memory.get("type", "replay") != "replay":
+            raise ArgumentError.invalid(
+                "memory['type']", f"'replay' for the off-policy agent '{agent}'",
+                memory.get("type"),
+            )
+        capacity = memory.get("capacity")
+    if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
+        raise ArgumentError.invalid(
+            "memory", "a positive int replay capacity (or dict(type='replay', capacity=N))",
+            memory, where=f"agent '{agent}'",
+        )
+    return int(capacity)
+
+
+def _positive_int(value: Any, argument: str, agent: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ArgumentError.invalid(argument, "a positive int", value, where=f"agent '{agent}'")
+    return int(value)
+
+
+def _weight(value: Any, argument: str, agent: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+        raise ArgumentError.invalid(argument, "a float in (0, 1]", value, where=f"agent '{agent}'")
+    return float(value)
+
+
+class OffPolicyAgent(Agent):
+    """Base class of replay-based agents (see module docstring).
+
+    Args:
+        states, actions, max_episode_timesteps, parallel_interactions, config:
+            See `Agent`.
+        memory: Replay capacity in transitions (int or `dict(type='replay',
+            capacity=N)`).
+        batch_size: Transitions per minibatch.
+        update_frequency: Update every this many timesteps (int), or this
+            share of `batch_size` (float in (0, 1]), or `'never'`.
+        start_updating: Timesteps before the first update (default
+            `batch_size`).
+        update: Tensorforce's update dict instead of the three above:
+            `dict(unit='timesteps', batch_size, frequency, start)`.
+        multi_step: Gradient steps per update, each on a freshly sampled
+            minibatch (all in one compiled call).
+        discount: γ (parameter).
+        horizon: n of the n-step returns.
+        predict_terminal_values: Bootstrap true terminals too.
+        reward_processing: None or `dict(type='clipping', lower, upper)`.
+        exploration: Exploration (parameter, or dict per action name/type).
+    """
+
+    #: Names of the metrics `_train_step` returns (averaged over an update).
+    metric_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        states,
+        actions,
+        max_episode_timesteps=None,
+        *,
+        memory: Any,
+        batch_size: Any,
+        update_frequency: Any,
+        start_updating: Any,
+        update: Any,
+        multi_step: Any,
+        discount: Any,
+        horizon: Any,
+        predict_terminal_values: bool,
+        reward_processing: Any,
+        exploration: Any,
+        parallel_interactions: int = 1,
+        config: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(states, actions, max_episode_timesteps, parallel_interactions, config,
+                         **kwargs)
+        name = self.agent_type
+        self._check_actions()
+        capacity = parse_memory(memory, name)
+        if update is None and batch_size is None:
+            raise ArgumentError(
+                f"Missing argument 'batch_size' of agent '{name}' (transitions per "
+                "minibatch), or give update=dict(unit='timesteps', batch_size=...)."
+            )
+        if update is not None and start_updating is not None:
+            raise ArgumentError(
+                f"Arguments 'update' and 'start_updating' of agent '{name}' are exclusive; "
+                f"received update={update!r} and start_updating={start_updating!r}."
+            )
+        spec = parse_update(update, batch_size, update_frequency, "timesteps", name)
+        if spec["unit"] != "timesteps":
+            raise ArgumentError.invalid(
+                "update['unit']", f"'timesteps' for the replay-based agent '{name}'", spec["unit"]
+            )
+        if update is None:
+            if start_updating is not None and (
+                isinstance(start_updating, bool)
+                or not isinstance(start_updating, (int, np.integer)) or start_updating < 0
+            ):
+                raise ArgumentError.invalid("start_updating", "an int >= 0 or None",
+                                            start_updating, where=f"agent '{name}'")
+            spec["start"] = spec["batch_size"] if start_updating is None else int(start_updating)
+        elif not (isinstance(update, Mapping) and "start" in update):
+            spec["start"] = spec["batch_size"]
+        if spec["batch_size"] > capacity:
+            raise ArgumentError.invalid(
+                "batch_size", f"at most the replay capacity memory={capacity}",
+                spec["batch_size"], where=f"agent '{name}'",
+            )
+        self.update_spec = spec
+        self.batch_size = spec["batch_size"]
+        self.multi_step = _positive_int(multi_step, "multi_step", name)
+        self.discount = parameters.create(discount, "discount")
+        self.horizon = _positive_int(horizon, "horizon", name)
+        self.predict_terminal_values = bool(predict_terminal_values)
+        self._reward_processing = clipping(reward_processing, "reward_processing")
+        self.exploration = self._parse_exploration(exploration)
+
+        self._mask_names = [n for n, s in self.actions_spec.items()
+                            if s.type == "int" and s.num_values is not None]
+        step_fields: dict[str, tuple] = {}
+        for state_name, state_spec in self.states_spec.items():
+            step_fields[f"states/{state_name}"] = (state_spec.shape, state_spec.dtype)
+        for action_name in self._mask_names:
+            step_fields[f"masks/{action_name}"] = (self.actions_spec[action_name].mask_shape(),
+                                                   np.bool_)
+        for action_name, action_spec in self.actions_spec.items():
+            step_fields[f"actions/{action_name}"] = (action_spec.shape, action_spec.dtype)
+        fields = dict(step_fields)
+        fields["reward"] = ((), np.float32)
+        fields["terminal"] = ((), np.float32)
+        fields["discount"] = ((), np.float32)
+        for state_name, state_spec in self.states_spec.items():
+            fields[f"next_states/{state_name}"] = (state_spec.shape, state_spec.dtype)
+        for action_name in self._mask_names:
+            fields[f"next_masks/{action_name}"] = (self.actions_spec[action_name].mask_shape(),
+                                                   np.bool_)
+        self._step_fields = step_fields
+        self.memory = ReplayMemory(fields, capacity)
+        self._window = NStepWindow(step_fields, self.parallel_interactions, self.horizon)
+        frequency = spec["frequency"]
+        self._next_update = None if frequency == "never" else spec["start"]
+        self._gradient_steps = 0
+        self._mask_cache: dict[int, dict] = {}
+        self.last_metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _check_actions(self) -> None:
+        """Raises `ArgumentError` for action types the algorithm does not support."""
+
+    def _optimizer_specs(self) -> dict:
+        """`{name: OptimizerSpec}` of the agent (learning rates set before each update)."""
+        return {}
+
+    def _extra_state_variables(self) -> dict:
+        return {}
+
+    def _act_program(self, states, masks, exploration, deterministic: bool):  # pragma: no cover
+        raise NotImplementedError
+
+    def _train_step(self, batch, hyper, step):  # pragma: no cover - abstract
+        """One gradient step (and target update) on one minibatch; returns metrics."""
+        raise NotImplementedError
+
+    def _update_noise(self, num_batches: int, batch_size: int) -> dict:
+        """Random inputs of an update drawn on the host (e.g. SAC's Gaussian noise)."""
+        return {}
+
+    def _hyper(self) -> dict:
+        """Scalar inputs of the compiled update, as host values."""
+        return {"step": np.int32(self._gradient_steps)}
+
+    # ------------------------------------------------------------------ construction helpers
+    def _parse_exploration(self, exploration):
+        if isinstance(exploration, Mapping) and "type" not in exploration and exploration and all(
+            key in self.actions_spec or key in ("bool", "int", "float") for key in exploration
+        ):
+            result = {}
+            for name, spec in self.actions_spec.items():
+                value = exploration.get(name, exploration.get(spec.type, 0.0))
+                result[name] = parameters.create(value, f"exploration['{name}']")
+            return result
+        parameter = parameters.create(exploration, "exploration")
+        return {name: parameter for name in self.actions_spec}
+
+    def _explores(self, name: str) -> bool:
+        parameter = self.exploration[name]
+        return not (parameter.is_constant() and parameter.value() == 0.0)
+
+    @staticmethod
+    def _target_pairs(target: keras.Model, online: keras.Model, what: str) -> list:
+        """Checks that `target` is a separate copy of `online`; returns variable pairs."""
+        online_weights, target_weights = online.weights, target.weights
+        online_ids = {id(w) for w in online_weights}
+        if any(id(w) in online_ids for w in target_weights):
+            raise ArgumentError(
+                f"The target network of the {what} shares weights with the {what} (a Keras "
+                "model or layer instance was given as network): give a keras.Model class "
+                "or factory instead, so that the target network gets its own copy."
+            )
+        if [tuple(w.shape) for w in online_weights] != [tuple(w.shape) for w in target_weights]:
+            raise ArgumentError(
+                f"The target network of the {what} does not match the {what} (the network "
+                "spec built differently twice)."
+            )
+        for target_weight, online_weight in zip(target_weights, online_weights):
+            target_weight.assign(online_weight.value)
+        return list(zip(target_weights, online_weights))
+
+    def _compile(self, variables: list, act_variables: list) -> None:
+        """Creates the engine and the compiled act and update functions.
+
+        Args:
+            variables: Every variable of models, optimizers and extra state.
+            act_variables: The subset the act functions read.
+        """
+        seed = self.config["seed"]
+        self._act_seed = keras.random.SeedGenerator(
+            seed if seed is not None else int(self._rng.integers(2**31)))
+        self.engine = kbackend.Engine(list(variables) + [self._act_seed.state])
+        act_variables = list(act_variables) + [self._act_seed.state]
+        self._act_sample = self.engine.function(
+            lambda s, m, e: self._act_program(s, m, e, False), sync=False,
+            variables=act_variables, pack=True,
+        )
+        self._act_mode = self.engine.function(
+            lambda s, m, e: self._act_program(s, m, e, True), sync=False,
+            variables=act_variables, pack=True,
+        )
+        self._update_compiled = self.engine.function(self._update_program, sync=True)
+
+    def _counters(self) -> dict:
+        return {"timesteps": self.timesteps, "episodes": self.episodes, "updates": self.updates}
+
+    # ------------------------------------------------------------------ compiled update
+    def _update_program(self, batch, hyper):
+        num_steps = int(next(iter(batch.values())).shape[0])
+
+        def body(i, totals):
+            minibatch = {k: ops.take(v, i, axis=0) for k, v in batch.items()}
+            step = ops.cast(hyper["step"], "int32") + ops.cast(i, "int32") + 1
+            metrics = self._train_step(minibatch, hyper, step)
+            return {k: totals[k] + ops.cast(metrics[k], "float32") for k in totals}
+
+        init = {k: ops.zeros((), "float32") for k in self.metric_names}
+        totals = kbackend.fori_loop(0, num_steps, body, init)
+        return {k: v / float(num_steps) for k, v in totals.items()}
+
+    @staticmethod
+    def _every(step, frequency):
+        """1.0 on gradient steps whose index is a multiple of `frequency`, else 0.0."""
+        return ops.cast(ops.equal(ops.mod(step, ops.cast(frequency, "int32")), 0), "float32")
+
+    # ------------------------------------------------------------------ acting
+    def _full_masks(self, masks: dict, size: int) -> dict:
+        if len(masks) == len(self._mask_names):
+            return masks
+        cache = self._mask_cache.get(size)
+        if cache is None:
+            cache = {
+                name: np.ones((size,) + self.actions_spec[name].mask_shape(), np.bool_)
+                for name in self._mask_names
+            }
+            self._mask_cache[size] = cache
+        return {**cache, **masks}
+
+    def _exploration_values(self, independent: bool) -> dict:
+        if independent:
+            return {k: np.float32(p.final_value()) for k, p in self.exploration.items()}
+        counters = self._counters()
+        return {k: np.float32(p.value(counters)) for k, p in self.exploration.items()}
+
+    def _gamma(self) -> float:
+        return float(self.discount.value(self._counters()))
+
+    def _act_batch(self, states, masks, slots, independent, deterministic):
+        size = next(iter(states.values())).shape[0]
+        masks = self._full_masks(masks, size)
+        function = self._act_mode if (independent and deterministic) else self._act_sample
+        outputs = function(states, {k: masks[k] for k in self._mask_names},
+                           self._exploration_values(independent))
+        actions = {
+            name: np.asarray(outputs[name]).astype(spec.dtype, copy=False)
+            for name, spec in self.actions_spec.items()
+        }
+        if not independent:
+            record = {f"states/{k}": v for k, v in states.items()}
+            record.update({f"masks/{k}": masks[k] for k in self._mask_names})
+            record.update({f"actions/{k}": v for k, v in actions.items()})
+            transitions = self._window.push(slots, record, self._gamma())
+            if transitions is not None:
+                self.memory.add(transitions)
+        return actions
+
+    # ------------------------------------------------------------------ observing
+    def _observe_batch(self, reward, terminal, slots):
+        if self._reward_processing is not None:
+            reward = self._reward_processing(reward).astype(np.float32)
+        self._window.set_reward(slots, reward)
+        ended = terminal > 0
+        if ended.any():
+            gamma = self._gamma()
+            for slot, code in zip(slots[ended], terminal[ended]):
+                bootstrap = code == 2 or self.predict_terminal_values
+                transitions = self._window.finish(int(slot), bool(bootstrap), gamma)
+                if transitions is not None:
+                    self.memory.add(transitions)
+        return self._maybe_update()
+
+    def _maybe_update(self) -> int:
+        if self._next_update is None or self.timesteps < self._next_update:
+            return 0
+        if self.memory.size == 0:
+            return 0
+        frequency = self.update_spec["frequency"]
+        due = 1 + (self.timesteps - self._next_update) // frequency
+        for _ in range(due):
+            self._run_update()
+        self._next_update += due * frequency
+        return due
+
+    def _run_update(self) -> None:
+        batch = self.memory.sample(self._rng, self.batch_size, self.multi_step)
+        batch.update(self._update_noise(self.multi_step, self.batch_size))
+        counters = self._counters()
+        for spec in self._optimizer_specs().values():
+            self.engine.assign(spec.learning_rate_variable(), spec.learning_rate.value(counters))
+        metrics = self._update_compiled(batch, self._hyper())
+        self._gradient_steps += self.multi_step
+        self.last_metrics = {k: float(v) for k, v in metrics.items()}
+        self.updates += 1
+        if self._plugins:
+            self._notify("on_update", self.last_metrics)
+
+    def update(self) -> int:
+        """Runs one update now (whatever the schedule); returns 1, or 0 with an empty memory."""
+        if self.memory.size == 0:
+            return 0
+        self._run_update()
+        return 1
+
+    def _experience(self, states, masks, actions, terminal, reward) -> None:
+        size = len(terminal)
+        masks = self._full_masks(masks, size)
+        if self._reward_processing is not None:
+            reward = self._reward_processing(reward).astype(np.float32)
+        window = NStepWindow(self._step_fields, 1, self.horizon)
+        slot = np.zeros(1, dtype=np.int64)
+        gamma = self._gamma()
+        for t in range(size):
+            record = {f"states/{k}": v[t:t + 1] for k, v in states.items()}
+            record.update({f"masks/{k}": masks[k][t:t + 1] for k in self._mask_names})
+            record.update({f"actions/{k}": v[t:t + 1] for k, v in actions.items()})
+            transitions = window.push(slot, record, gamma)
+            if transitions is not None:
+                self.memory.add(transitions)
+            window.set_reward(slot, reward[t:t + 1])
+            if terminal[t] > 0:
+                bootstrap = terminal[t] == 2 or self.predict_terminal_values
+                transitions = window.finish(0, bool(bootstrap), gamma)
+                if transitions is not None:
+                    self.memory.add(transitions)
+
+    # ------------------------------------------------------------------ checkpoint state
+    def _state_variables(self) -> dict:
+        variables = {}
+        for name, spec in self._optimizer_specs().items():
+            for i, variable in enumerate(spec.optimizer.variables):
+                variables[f"{name}/{i}"] = variable
+        variables["seed/act"] = self._act_seed.state
+        variables.update(self._extra_state_variables())
+        return variables
+
+    def _memory_arrays(self) -> dict:
+        return self.memory.get_arrays()
+
+    def _set_memory_arrays(self, arrays: dict) -> None:
+        self.memory.set_arrays(arrays)
+
+    def _host_state(self) -> dict:
+        state = super()._host_state()
+        state["next_update"] = self._next_update
+        state["gradient_steps"] = self._gradient_steps
+        return state
+
+    def _set_host_state(self, state: dict) -> None:
+        super()._set_host_state(state)
+        if "next_update" in state:
+            self._next_update = state["next_update"]
+        self._gradient_steps = int(state.get("gradient_steps", 0))
+
+    def _reset_buffers(self) -> None:
+        self._window.clear()
+
+
+def warn_ignored(name: str, value: Any, agent: str) -> None:
+    """Warns that a Tensorforce argument has no effect for this agent."""
+    warnings.warn(
+        f"Argument '{name}'={value!r} has no effect for agent '{agent}'; it is ignored.",
+        stacklevel=3,
+    )
