@@ -671,7 +671,7 @@ class Summarizer:
         self.writer = EventWriter(self.logdir, flush_secs=spec["flush"])
         self._action_names = tuple(agent.actions_spec)
         self._per_environment = agent.parallel_interactions > 1
-        self._tags: dict[str, tuple[str, str] | None] = {}
+        self._tags: dict[str, str | None] = {}
         self._parameters = _scheduled_parameters(agent) if "parameters" in self.labels else []
         self._next_episode_mark = self.frequency["frequency"]
         # update-norm/parameters: host copy of the weights after the last update,
@@ -696,12 +696,13 @@ class Summarizer:
     def _observe_reward(self, agent: Any, reward: np.ndarray, terminal: np.ndarray,
                         slots: np.ndarray) -> None:
         """The `on_observe` hook when `step_reward` is set: writes `reward/step`."""
-        self.writer.add_scalars({"reward/step": float(np.mean(reward))}, agent.timesteps)
+        if not self._closed:
+            self.writer.add_scalars({"reward/step": float(np.mean(reward))}, agent.timesteps)
 
     def on_episode_end(self, agent: Any, slot: int, episode_return: float,
                        episode_length: int) -> None:
         """Writes the episode's return and length (also per environment)."""
-        if "reward" not in self.labels:
+        if "reward" not in self.labels or self._closed:
             return
         values = {"reward/episode_return": episode_return,
                   "reward/episode_length": episode_length}
@@ -712,6 +713,8 @@ class Summarizer:
 
     def on_update(self, agent: Any, metrics: Mapping[str, float]) -> None:
         """Writes the update summaries (every `frequency` updates or episodes)."""
+        if self._closed:
+            return
         if self._host_update_norm:
             if "update_norm" in metrics:
                 self._host_update_norm = False

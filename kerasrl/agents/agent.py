@@ -37,10 +37,17 @@ AGENTS: dict[str, str] = {
     "constant": "kerasrl.agents.simple.ConstantAgent",
     "function": "kerasrl.agents.simple.FunctionAgent",
     "recorder": "kerasrl.agents.simple.FunctionAgent",
+    "dqn": "kerasrl.agents.dqn.DQN",
+    "double_dqn": "kerasrl.agents.dqn.DoubleDQN",
+    "ddqn": "kerasrl.agents.dqn.DoubleDQN",
+    "dueling_dqn": "kerasrl.agents.dqn.DuelingDQN",
+    "dpg": "kerasrl.agents.ddpg.DDPG",
+    "ddpg": "kerasrl.agents.ddpg.DDPG",
+    "td3": "kerasrl.agents.td3.TD3",
+    "sac": "kerasrl.agents.sac.SAC",
 }
 PLANNED_AGENTS = (
-    "dqn", "double_dqn", "ddqn", "dueling_dqn",
-    "dpg", "ddpg", "td3", "sac", "tensorforce", "default",
+    "tensorforce", "default",
 )
 
 CONFIG_KEYS = {

@@ -635,12 +635,14 @@ class OnPolicyAgent(Agent):
 
     def _act_batch(self, states, masks, slots, independent, deterministic):
         size = next(iter(states.values())).shape[0]
-        masks = self._full_masks(masks, size)
         if independent:
             function = self._act_mode if deterministic else self._act_sample
         else:
             function = self._act_train
+        # Only the masks that were given go to the compiled function (no
+        # masking ops otherwise); the memory stores all-True masks for the rest.
         outputs = function(states, masks, self._exploration_values(independent))
+        masks = self._full_masks(masks, size)
         actions = {
             name: np.asarray(outputs["actions"][name]).astype(spec.dtype, copy=False)
             for name, spec in self.actions_spec.items()

@@ -169,9 +169,14 @@ class TestCreate:
             assert key in message
 
     def test_planned_type(self):
+        from kerasrl.agents.agent import PLANNED_AGENTS
+
+        planned = PLANNED_AGENTS[0] if PLANNED_AGENTS else None
+        if planned is None:
+            return  # every Tensorforce agent type is available
         with pytest.raises(UnknownTypeError, match="not available") as info:
-            Agent.create(agent="dqn", states=STATES, actions=ACTIONS, batch_size=2)
-        assert "dqn" in str(info.value)
+            Agent.create(agent=planned, states=STATES, actions=ACTIONS, batch_size=2)
+        assert planned in str(info.value)
 
     @pytest.mark.parametrize("agent, kwargs", [
         ("ppo", dict(batch_size=2)), ("random", {}), ("constant", {}),
