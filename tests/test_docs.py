@@ -42,8 +42,10 @@ PAGES_WITH_CODE = (
     "algorithms/ppo.md",
     "algorithms/vpg.md",
     "algorithms/ac.md",
+    "algorithms/trpo.md",
     "saving.md",
     "record-and-pretrain.md",
+    "parallel.md",
 )
 
 _FENCE = re.compile(

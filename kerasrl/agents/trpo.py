@@ -127,8 +127,6 @@ class TRPO(OnPolicyAgent):
 
     agent_type = "trpo"
     policy_metrics = ("policy_loss", "entropy")
-    natural_gradient_metrics = ("loss_after", "kl", "step_fraction", "backtracks", "accepted",
-                                "gradient_norm", "expected_improvement", "cg_residual")
 
     def __init__(
         self, states: Any, actions: Any, max_episode_timesteps: int | None = None,
