@@ -8,8 +8,7 @@ enforces `max_episode_timesteps` (terminal `2`, "aborted") and applies reward
 shaping, as in Tensorforce 0.6.
 
 Remote execution (`remote='multiprocessing' | 'socket-client' |
-'socket-server'`) is not implemented yet: `Environment.create` has the
-dispatch point (`_create_remote`) and raises an `ArgumentError` for now.
+'socket-server'`) is implemented in `kerasrl.environments.remote`.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ GYMNASIUM_KEYS = ("gym", "gymnasium", "openai_gym", "default")
 ENVIRONMENTS: dict[str, str] = {
     key: "kerasrl.environments.gymnasium.GymnasiumEnvironment" for key in GYMNASIUM_KEYS
 }
-#: Remote modes of Tensorforce, reserved for a later implementation.
+#: Remote modes (see `kerasrl.environments.remote`).
 REMOTE_MODES = ("multiprocessing", "socket-client", "socket-server")
 
 
@@ -141,10 +140,15 @@ class Environment:
                 next_states) -> reward` or `-> (reward, terminal)`, or a string
                 expression over these names and `math`, `np`, `random`, e.g.
                 `"-1.0 if terminal == 1 else reward"`.
-            remote: Remote execution mode; not supported yet (must be None).
-            blocking: Only valid for remote modes (must be False).
-            host: Only valid for socket modes (must be None).
-            port: Only valid for socket modes (must be None).
+            remote: None, `'multiprocessing'` (a child process),
+                `'socket-client'` (connect to a server; `environment` must be
+                None) or `'socket-server'` (serve the environment until
+                stopped; returns None). Remote options in `kwargs`:
+                `timeout`, `max_frame_bytes`, `connect_timeout`, `auth_key`.
+            blocking: Remote modes: `receive_execute()` waits for the reply.
+            host: Socket modes: server address (servers bind 127.0.0.1 by
+                default).
+            port: Socket modes: server port.
             **kwargs: Arguments of the environment (e.g. `level=`, `seed=`,
                 `min_value=` for gymnasium, or the custom class' arguments).
 
@@ -311,10 +315,12 @@ def _create_remote(
     port: Any,
     kwargs: dict,
 ) -> Any:
-    """Dispatch point of the remote modes (multiprocessing, sockets): not implemented yet."""
-    raise ArgumentError(
-        f"Invalid argument 'remote' of Environment.create: remote execution "
-        f"(remote={remote!r}) is not supported yet (planned); use remote=None."
+    """Dispatch point of the remote modes (see `kerasrl.environments.remote`)."""
+    from kerasrl.environments.remote import create_remote
+
+    return create_remote(
+        environment, max_episode_timesteps, reward_shaping, remote, blocking, host, port,
+        dict(kwargs),
     )
 
 

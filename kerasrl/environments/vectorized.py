@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from kerasrl.environments.environment import (
-    REMOTE_MODES,
     Environment,
     EnvironmentOutputError,
     EnvironmentWrapper,
@@ -117,7 +116,11 @@ class VectorEnvironment:
                 gymnasium ids, else `'local'`), `'sync'`, `'async'` (gymnasium
                 subprocesses), `'vector_entry_point'` (only for gymnasium
                 vector envs with same-step autoreset) or `'local'`.
-            remote: Remote execution; not supported yet (must be None).
+            remote: None, `'multiprocessing'` (one child process per
+                environment) or `'socket-client'` (`host=`/`port=` in
+                kwargs, `environment` None); see `kerasrl.environments.remote`.
+                Further remote options in kwargs: `blocking`, `recover`,
+                `timeout`, `connect_timeout`, `auth_key`, `max_frame_bytes`.
             **kwargs: Environment arguments.
 
         Returns:
@@ -127,14 +130,16 @@ class VectorEnvironment:
             ArgumentError: for invalid arguments.
         """
         if remote is not None:
-            if remote not in REMOTE_MODES:
+            if remote not in ("multiprocessing", "socket-client"):
                 raise ArgumentError.invalid(
-                    "remote", f"None or one of {list(REMOTE_MODES)}", remote,
+                    "remote", "None, 'multiprocessing' or 'socket-client'", remote,
                     where="VectorEnvironment.create",
                 )
-            raise ArgumentError(
-                f"Invalid argument 'remote' of VectorEnvironment.create: remote execution "
-                f"(remote={remote!r}) is not supported yet (planned); use remote=None."
+            from kerasrl.environments.remote import create_remote_vector
+
+            return create_remote_vector(
+                environment, num_parallel, max_episode_timesteps, reward_shaping, remote,
+                _check_seed(seed), dict(kwargs),
             )
         if vectorization_mode is not None and vectorization_mode not in VECTORIZATION_MODES:
             raise ArgumentError.invalid(

@@ -89,13 +89,30 @@ class Runner:
             environment's own limit).
         num_parallel: Number of environment copies (>= 1).
         environments: An explicit list of environments (implies num_parallel).
-        evaluation: A separate evaluation environment (not available yet).
-        remote, blocking, host, port: Remote environments (not available yet).
+        evaluation: The last of `num_parallel >= 2` environments runs
+            evaluation episodes (`act(independent=True, deterministic=True)`,
+            no `observe`); the agent gets `parallel_interactions =
+            num_parallel - 1`. Evaluation episodes go to `evaluation_returns`
+            and do not count towards `num_episodes`. Runs use the in-turn loop.
+        remote: None, `'multiprocessing'` (one child process per
+            environment) or `'socket-client'` (environments served by
+            `kerasrl run --remote socket-server`; `environment` must be None).
+        blocking: Remote environments: `receive_execute()` blocks.
+        host: Socket servers: a host or a list (default 127.0.0.1).
+        port: Socket servers: a port or a list; a single host with a single
+            port gives ports `port, port + 1, ...`.
         seed: Seed of the environments (environment i gets `seed + i`).
+        recover: Remote environments: a failed environment (process or
+            server gone, timeout) is restarted and its episode recorded as
+            aborted (observed with terminal 2); otherwise `EnvironmentFailure`.
+        timeout: Remote environments: seconds to wait for any reply
+            (default 60).
+        auth_key: Socket servers: shared secret (default `$KERASRL_AUTH_KEY`).
 
     Attributes:
         episode_returns, episode_timesteps, episode_seconds,
         episode_agent_seconds: Per finished training episode.
+        aborted_episodes: Episodes aborted by a recovered environment failure.
         evaluation_returns, evaluation_timesteps: Per evaluation episode.
         timesteps, episodes, updates: Counters of the last `run`.
 
@@ -121,20 +138,54 @@ class Runner:
         host: Any = None,
         port: Any = None,
         seed: int | None = None,
+        recover: bool = False,
+        timeout: float | None = None,
+        auth_key: str | None = None,
     ):
         from kerasrl.agents.agent import Agent
         from kerasrl.environments.environment import Environment
 
-        if remote is not None or host is not None or port is not None or blocking:
-            raise ArgumentError(
-                "Remote environments (remote/host/port/blocking) are not available in this "
-                f"version of kerasrl yet; received remote={remote!r}."
+        if remote not in (None, "multiprocessing", "socket-client"):
+            raise ArgumentError.invalid(
+                "remote", "None, 'multiprocessing' or 'socket-client'", remote, where="Runner"
             )
-        if evaluation:
-            raise ArgumentError(
-                "Runner(evaluation=True) (a separate evaluation environment) is not available "
-                "yet; use runner.run(evaluation=True) or agent.evaluate()."
+        if blocking and remote is None:
+            raise ArgumentError.invalid("blocking", "False unless remote is given", blocking,
+                                        where="Runner")
+        if remote != "socket-client" and (host is not None or port is not None):
+            raise ArgumentError.invalid(
+                "host/port", "None unless remote='socket-client'", (host, port), where="Runner"
             )
+        if remote is None and (recover or timeout is not None or auth_key is not None):
+            raise ArgumentError.invalid(
+                "recover/timeout/auth_key", "defaults unless remote is given",
+                (recover, timeout, auth_key), where="Runner",
+            )
+        self._remote = remote
+        self._remote_options: dict = dict(blocking=blocking, recover=bool(recover))
+        if timeout is not None:
+            self._remote_options["timeout"] = timeout
+        if remote == "socket-client":
+            if environment is not None or environments is not None:
+                raise ArgumentError.invalid(
+                    "environment", "None with remote='socket-client' (the servers own the "
+                    "environments)", environment if environment is not None else environments,
+                    where="Runner",
+                )
+            if port is None:
+                raise ArgumentError.invalid("port", "a port or a list of ports", port,
+                                            where="Runner")
+            if num_parallel is None:
+                count = len(port) if isinstance(port, (list, tuple)) else (
+                    len(host) if isinstance(host, (list, tuple)) else 1)
+                num_parallel = count
+            from kerasrl.environments.remote import socket_addresses
+
+            self._addresses = socket_addresses(host, port, int(num_parallel))
+            if auth_key is not None:
+                self._remote_options["auth_key"] = auth_key
+            environment = "socket-client"
+        self._remote_envs: list = []
         if environments is not None:
             if environment is not None:
                 raise ArgumentError("Give either 'environment' or 'environments', not both.")
@@ -160,6 +211,17 @@ class Runner:
                     environment,
                 )
             specs = [environment] * num_parallel if is_instance else None
+            if is_instance and remote is not None:
+                raise ArgumentError.invalid(
+                    "environment", "an environment spec (not an instance) for remote execution",
+                    environment, where="Runner",
+                )
+        if evaluation and num_parallel < 2:
+            raise ArgumentError.invalid(
+                "num_parallel", ">= 2 with evaluation=True (the last environment evaluates)",
+                num_parallel, where="Runner",
+            )
+        self._evaluation_environment = bool(evaluation)
         self.num_parallel = num_parallel
         self._environment = environment
         self._specs = specs
@@ -180,10 +242,12 @@ class Runner:
                           actions=probe.actions_spec.get_config())
             if probe.max_episode_timesteps is not None:
                 kwargs["max_episode_timesteps"] = probe.max_episode_timesteps
-            self.agent = Agent.create(agent, parallel_interactions=num_parallel, **kwargs)
+            self.agent = Agent.create(
+                agent, parallel_interactions=num_parallel - int(bool(evaluation)), **kwargs)
             self._owns_agent = True
         limit = self.agent.max_episode_timesteps
-        if max_episode_timesteps is None and self._specs is None and limit is not None and (
+        if max_episode_timesteps is None and self._specs is None and limit is not None and \
+                remote != "socket-client" and (
                 probe.max_episode_timesteps is None or probe.max_episode_timesteps > limit):
             # The agent's observe rejects longer episodes: cap the environments
             # this runner creates at the agent's max_episode_timesteps.
@@ -212,8 +276,50 @@ class Runner:
         self.timesteps = self.episodes = self.updates = 0
 
     # ------------------------------------------------------------------ environments
+    @property
+    def aborted_episodes(self) -> int:
+        """Episodes aborted by recovered remote environment failures (all runs)."""
+        views = {id(v): v for v in [self._probe, self._vector] + list(self._singles or [])
+                 if v is not None}
+        return sum(getattr(view, "aborted", 0) for view in views.values())
+
+    def _remote_environment(self, index: int):
+        """The index-th remote environment (created once, shared by both loops)."""
+        from kerasrl.environments.remote import create_remote
+
+        while len(self._remote_envs) <= index:
+            i = len(self._remote_envs)
+            options = {k: v for k, v in self._remote_options.items()
+                       if k not in ("blocking", "recover")}
+            if self._remote == "socket-client":
+                host, port = self._addresses[i]
+                env = create_remote(None, None, None, "socket-client",
+                                    self._remote_options["blocking"], host, port, options)
+            else:
+                spec = self._specs[i] if self._specs is not None else self._environment
+                env = create_remote(spec, self._max_episode_timesteps, None,
+                                    "multiprocessing", self._remote_options["blocking"],
+                                    None, None, options)
+            self._remote_envs.append(env)
+        return self._remote_envs[index]
+
+    def _remote_vector(self, indices):
+        from kerasrl.environments.remote import RemoteVectorEnvironment
+
+        seed = None if self._seed is None else self._seed + indices[0]
+        return RemoteVectorEnvironment([self._remote_environment(i) for i in indices],
+                                       recover=self._remote_options["recover"], seed=seed)
+
     def _make_single(self, index: int):
         from kerasrl.environments.vectorized import VectorEnvironment
+
+        if self._remote is not None:
+            if index == 0 and self._remote_envs and self._remote == "multiprocessing":
+                # Re-probe with a new max_episode_timesteps: a fresh process.
+                for env in self._remote_envs:
+                    env.close()
+                self._remote_envs = []
+            return self._remote_vector([index])
 
         if self._specs is not None:
             spec = self._specs[index]
@@ -231,7 +337,9 @@ class Runner:
         from kerasrl.environments.vectorized import VectorEnvironment
 
         if self._vector is None:
-            if self.num_parallel == 1:
+            if self._remote is not None:
+                self._vector = self._remote_vector(list(range(self.num_parallel)))
+            elif self.num_parallel == 1:
                 self._vector = self._probe
             elif self._specs is not None:
                 self._vector = VectorEnvironment.create(
@@ -246,6 +354,8 @@ class Runner:
         return self._vector
 
     def _single_environments(self):
+        if self._singles is None and self._remote is not None:
+            self._singles = [self._remote_vector([i]) for i in range(self.num_parallel)]
         if self._singles is None:
             self._singles = [self._probe] + [
                 self._make_single(i) for i in range(1, self.num_parallel)
@@ -272,6 +382,7 @@ class Runner:
         evaluation_callback: Callable | None = None,
         deterministic: bool = True,
         keras_callbacks: Any = None,
+        recover: bool | None = None,
     ) -> None:
         """Runs episodes until a limit is reached.
 
@@ -280,10 +391,15 @@ class Runner:
                 environments together).
             num_timesteps: Stop after this many timesteps (all environments).
             num_updates: Stop after this many agent updates.
-            batch_agent_calls: One batched act/observe for all environments.
-            sync_timesteps, sync_episodes: Accepted for compatibility; batched
-                calls already step all environments together.
-            num_sleep_secs: Unused (local environments are never polled).
+            batch_agent_calls: One batched act/observe for all environments
+                (remote environments step concurrently and reset on their
+                side). Ignored with `Runner(evaluation=True)`.
+            sync_timesteps: Accepted for compatibility (batched calls step
+                all environments together).
+            sync_episodes: Unbatched: an environment whose episode ended
+                waits until every environment's episode has ended.
+            num_sleep_secs: Unused: remote environments are awaited with
+                `multiprocessing.connection.wait`, never polled with sleeps.
             callback: `fn(runner, parallel) -> bool` (or a list); returning
                 False stops the run.
             callback_episode_frequency: Call `callback` every N episodes of an
@@ -292,13 +408,41 @@ class Runner:
             use_tqdm: Show a progress bar (the name is Tensorforce's).
             mean_horizon: Episodes averaged for the displayed return.
             evaluation: Act independently (no learning) in every environment.
-            save_best_agent: Not available yet.
-            evaluation_callback: Not available yet.
+            save_best_agent: A directory: after each evaluation episode
+                (`evaluation=True` here or in `Runner`), the score (the
+                `evaluation_callback`'s float, else the mean of the last
+                `mean_horizon` evaluation returns) is compared with the best
+                so far (the first score initializes it); an improvement saves
+                `agent.save(directory, filename='best-model', format='keras')`.
+            evaluation_callback: `fn(runner) -> float`, called after each
+                evaluation episode.
             deterministic: With `evaluation=True`, act deterministically.
             keras_callbacks: A `kerasrl.callbacks.CallbackList` (used by `fit`).
+            recover: Overrides the Runner's `recover` for remote environments.
+
+        Raises:
+            ArgumentError: for invalid arguments.
+            EnvironmentFailure: a remote environment failed (without recover).
         """
-        if save_best_agent is not None or evaluation_callback is not None:
-            raise ArgumentError("save_best_agent/evaluation_callback are not available yet.")
+        if (save_best_agent is not None or evaluation_callback is not None) and not (
+                evaluation or self._evaluation_environment):
+            raise ArgumentError.invalid(
+                "save_best_agent/evaluation_callback",
+                "None unless evaluation=True (in run or Runner)",
+                save_best_agent if save_best_agent is not None else evaluation_callback,
+                where="Runner.run",
+            )
+        if recover is not None:
+            if self._remote is None:
+                raise ArgumentError.invalid("recover", "None unless remote is given", recover,
+                                            where="Runner.run")
+            self._remote_options["recover"] = bool(recover)
+            for env in [self._probe, self._vector] + list(self._singles or []):
+                if env is not None and hasattr(env, "recover"):
+                    env.recover = bool(recover)
+        if evaluation_callback is not None and not callable(evaluation_callback):
+            raise ArgumentError.invalid("evaluation_callback", "a callable", evaluation_callback,
+                                        where="Runner.run")
         if num_episodes is None and num_timesteps is None and num_updates is None:
             raise ArgumentError(
                 "Runner.run needs a limit: num_episodes, num_timesteps or num_updates."
@@ -308,7 +452,8 @@ class Runner:
             if value is not None and (isinstance(value, bool) or not isinstance(
                     value, (int, np.integer)) or value < 1):
                 raise ArgumentError.invalid(name, "a positive int or None", value)
-        if not evaluation and self.agent.parallel_interactions < self.num_parallel:
+        training = self.num_parallel - int(self._evaluation_environment)
+        if not evaluation and self.agent.parallel_interactions < training:
             raise ArgumentError.invalid(
                 "num_parallel", f"<= the agent's parallel_interactions "
                 f"({self.agent.parallel_interactions}) for training (evaluation=False)",
@@ -334,6 +479,10 @@ class Runner:
         self._mean_horizon = max(1, int(mean_horizon))
         self._evaluation = evaluation
         self._deterministic = deterministic
+        self._sync_episodes = bool(sync_episodes)
+        self._save_best_agent = save_best_agent
+        self._evaluation_callback = evaluation_callback
+        self._best_score: float | None = None
         self.timesteps = self.episodes = self.updates = 0
         self._agent_seconds = 0.0
         self._start = time.perf_counter()
@@ -354,7 +503,8 @@ class Runner:
             self._keras.on_train_begin({})
         self.agent.stop_training = False
         try:
-            if batch_agent_calls or self.num_parallel == 1:
+            if (batch_agent_calls or self.num_parallel == 1) and \
+                    not self._evaluation_environment and not (sync_episodes and self._remote):
                 self._run_batched()
             else:
                 self._run_in_turn()
@@ -391,12 +541,33 @@ class Runner:
             or (num_updates is not None and self.updates >= num_updates)
         )
 
+    def _evaluation_finished(self, episode_return: float, length: int) -> None:
+        self.evaluation_returns.append(float(episode_return))
+        self.evaluation_timesteps.append(int(length))
+        if self._evaluation_callback is not None:
+            score = self._evaluation_callback(self)
+        else:
+            score = float(np.mean(self.evaluation_returns[-self._mean_horizon:]))
+        if self._save_best_agent is not None:
+            if self._evaluation_callback is not None and (
+                    isinstance(score, bool) or not isinstance(score, (int, float, np.number))):
+                raise ArgumentError.invalid("evaluation_callback", "a callable returning a float",
+                                            score, where="Runner.run")
+            if self._best_score is None:
+                self._best_score = float(score)
+            elif float(score) > self._best_score:
+                self._best_score = float(score)
+                self.agent.save(self._save_best_agent, filename="best-model", format="keras")
+
     def _episode_finished(self, parallel: int, episode_return: float, length: int,
                           seconds: float, agent_seconds: float) -> None:
+        if self._evaluation_environment and not self._evaluation and \
+                parallel == self.num_parallel - 1:
+            self._evaluation_finished(episode_return, length)
+            return
         self.episodes += 1
         if self._evaluation:
-            self.evaluation_returns.append(float(episode_return))
-            self.evaluation_timesteps.append(int(length))
+            self._evaluation_finished(episode_return, length)
         else:
             self.episode_returns.append(float(episode_return))
             self.episode_timesteps.append(int(length))
@@ -481,48 +652,105 @@ class Runner:
             self._updated(agent._finish_run(states, slots))
 
     def _run_in_turn(self) -> None:
+        """Steps single environments: local ones in turn, remote ones whenever ready."""
+        from multiprocessing.connection import wait
+
         agent = self.agent
         envs = self._single_environments()
         n = len(envs)
+        remote = self._remote is not None
+        evaluation_index = n - 1 if self._evaluation_environment and not self._evaluation \
+            else None
         states = [env.reset() for env in envs]
         episode_return = np.zeros(n)
         episode_length = np.zeros(n, dtype=np.int64)
         episode_start = np.full(n, time.perf_counter())
         episode_agent = np.zeros(n)
-        while not self._done():
-            for i, env in enumerate(envs):
-                t0 = time.perf_counter()
-                if self._evaluation:
-                    actions = agent.act(states[i], independent=True,
-                                        deterministic=self._deterministic)
-                else:
-                    actions = agent.act(states[i], parallel=[i])
-                t1 = time.perf_counter()
-                states[i], terminal, reward = env.execute(_flat_actions(actions, agent))
-                t2 = time.perf_counter()
-                if not self._evaluation:
-                    self._updated(agent.observe(reward, terminal, parallel=[i]))
-                t3 = time.perf_counter()
-                spent = (t1 - t0) + (t3 - t2)
-                self._agent_seconds += spent
-                episode_agent[i] += spent
+        waiting = [False] * n  # sync_episodes: finished, waiting for the others
+        pending = [False] * n  # remote: an execute is in flight
+
+        def evaluating(i: int) -> bool:
+            return self._evaluation or i == evaluation_index
+
+        def act(i: int) -> Any:
+            t0 = time.perf_counter()
+            if evaluating(i):
+                actions = agent.act(states[i], independent=True,
+                                    deterministic=self._deterministic)
+            else:
+                actions = agent.act(states[i], parallel=[i])
+            spent = time.perf_counter() - t0
+            self._agent_seconds += spent
+            episode_agent[i] += spent
+            return _flat_actions(actions, agent)
+
+        def finish(i: int, result: Any) -> None:
+            states[i], terminal, reward = result
+            t0 = time.perf_counter()
+            if not evaluating(i):
+                self._updated(agent.observe(reward, terminal, parallel=[i]))
+            spent = time.perf_counter() - t0
+            self._agent_seconds += spent
+            episode_agent[i] += spent
+            if i != evaluation_index:
                 self.timesteps += 1
-                episode_return[i] += reward[0]
-                episode_length[i] += 1
-                if self._callback_timestep_frequency and \
-                        episode_length[i] % self._callback_timestep_frequency == 0:
-                    self._call_callbacks(i)
-                if terminal[0]:
-                    now = time.perf_counter()
-                    self._episode_finished(i, episode_return[i], episode_length[i],
-                                           now - episode_start[i], episode_agent[i])
-                    episode_return[i] = 0.0
-                    episode_length[i] = 0
-                    episode_start[i] = now
-                    episode_agent[i] = 0.0
-                if self._done():
-                    break
+            episode_return[i] += reward[0]
+            episode_length[i] += 1
+            if self._callback_timestep_frequency and \
+                    episode_length[i] % self._callback_timestep_frequency == 0:
+                self._call_callbacks(i)
+            if terminal[0]:
+                now = time.perf_counter()
+                self._episode_finished(i, episode_return[i], episode_length[i],
+                                       now - episode_start[i], episode_agent[i])
+                episode_return[i] = 0.0
+                episode_length[i] = 0
+                episode_start[i] = now
+                episode_agent[i] = 0.0
+                if self._sync_episodes:
+                    waiting[i] = True
+                    if all(waiting):
+                        waiting[:] = [False] * n
+
+        def start(i: int) -> None:
+            envs[i].start_execute(act(i))
+            pending[i] = True
+
+        if remote:
+            for i in range(n):
+                start(i)
+        while not self._done():
+            if not remote:
+                for i, env in enumerate(envs):
+                    if waiting[i]:
+                        continue
+                    finish(i, env.execute(act(i)))
+                    if self._done():
+                        break
+            else:
+                busy = [i for i in range(n) if pending[i]]
+                wait([h for i in busy for h in envs[i].handles()], timeout=0.5)
+                for i in busy:
+                    result = envs[i].receive_execute()
+                    if result is None:
+                        continue
+                    pending[i] = False
+                    finish(i, result)
+                    if self._done():
+                        break
+                if not self._done():
+                    for i in range(n):
+                        if not pending[i] and not waiting[i]:
+                            start(i)
             self._progress.update(self._progress_count(), self._stats())
+        # Executes still in flight: their episodes are cut off (terminal 2).
+        for i in range(n):
+            if pending[i]:
+                pending[i] = False
+                _, terminal, reward = envs[i].execute_wait()
+                if not evaluating(i):
+                    terminal = np.where(terminal == 0, 2, terminal)
+                    self._updated(agent.observe(reward, terminal, parallel=[i]))
 
     def close(self) -> None:
         """Closes the environments the runner created (and the agent if it created it)."""

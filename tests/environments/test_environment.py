@@ -285,11 +285,7 @@ def test_create_errors():
         Environment.create("gym", level="Nope-v0")
 
 
-@pytest.mark.parametrize("remote", ["multiprocessing", "socket-client", "socket-server"])
-def test_remote_not_supported_yet(remote):
-    kwargs = dict(host="localhost", port=1234) if remote.startswith("socket") else {}
-    with pytest.raises(ArgumentError, match="not supported yet"):
-        Environment.create("CartPole-v1", remote=remote, **kwargs)
+# Remote modes themselves are tested in tests/environments/test_remote.py.
 
 
 def test_remote_argument_errors():

@@ -248,8 +248,8 @@ def test_list_of_environments():
 
 
 def test_vector_errors():
-    with pytest.raises(ArgumentError, match="not supported yet"):
-        VectorEnvironment.create("CartPole-v1", num_parallel=2, remote="multiprocessing")
+    with pytest.raises(ArgumentError, match="remote"):
+        VectorEnvironment.create("CartPole-v1", num_parallel=2, remote="socket-server")
     with pytest.raises(ArgumentError, match="num_parallel"):
         VectorEnvironment.create("CartPole-v1", num_parallel=0)
     with pytest.raises(ArgumentError, match="seed"):
