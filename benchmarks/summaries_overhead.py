@@ -4,9 +4,14 @@ Uses the RL-Zoo PPO CartPole configuration of `benchmarks/ppo_cartpole.py`
 (8 environments, 256 timesteps per update, 20 epochs, separate 64-64 policy
 and value networks). Each repeat creates two agents, one with
 `summarizer=dict(directory=<temporary>, labels='all')` and one without,
-warms both up (compilation), then times `agent.fit(timesteps=...)` of each in
-turn (the order alternates between repeats). Prints min / median / max env
-steps/s of each and the slowdown of the medians; the target is < 5%.
+warms both up (compilation), then alternates `agent.fit` calls of `--chunk`
+timesteps between them until each has run `--timesteps` (so that both see the
+same machine load, which matters on a shared machine). Prints min / median /
+max env steps/s of each over the repeats, and min / median / max of the
+slowdown of each repeat (`1 - all / none`, both measured side by side), per
+wall-clock second and per CPU second of the process (`time.process_time()`,
+all threads; steadier than wall-clock time when other jobs share the
+machine). The target is < 5%.
 
 Usage:
     python benchmarks/summaries_overhead.py --all --repeats 3
@@ -44,44 +49,63 @@ def make_agent(seed: int, budget: int, summarizer: dict | None = None):
     )
 
 
-def measure(agent, timesteps: int, warmup: int, seed: int) -> float:
-    """Env steps/s of `agent.fit` after `warmup` timesteps of compilation/warm-up."""
-    agent.fit("CartPole-v1", timesteps=warmup, num_parallel=8, seed=seed, verbose=0)
-    start = time.perf_counter()
-    before = agent.timesteps
-    agent.fit("CartPole-v1", timesteps=timesteps, num_parallel=8, seed=seed + 1, verbose=0)
-    return (agent.timesteps - before) / (time.perf_counter() - start)
-
-
-def run(repeats: int, timesteps: int, warmup: int) -> dict:
+def run(repeats: int, timesteps: int, warmup: int, chunk: int) -> dict:
+    """Steps/s of each variant per repeat; the variants alternate every `chunk` timesteps."""
     directory = tempfile.mkdtemp(prefix="kerasrl-summaries-")
-    results: dict[str, list[float]] = {"none": [], "all": []}
+    results: dict[str, list[float]] = {"none": [], "all": [], "none_cpu": [], "all_cpu": []}
     try:
         for repeat in range(repeats):
-            order = ("none", "all") if repeat % 2 == 0 else ("all", "none")
-            for variant in order:
-                summarizer = None if variant == "none" else dict(
-                    directory=directory, labels="all", max_summaries=None)
-                agent = make_agent(repeat, timesteps + warmup, summarizer)
-                results[variant].append(measure(agent, timesteps, warmup, 100 * repeat))
+            agents = {
+                "none": make_agent(repeat, timesteps + warmup),
+                "all": make_agent(repeat, timesteps + warmup, dict(
+                    directory=directory, labels="all", max_summaries=None)),
+            }
+            seconds = {"none": 0.0, "all": 0.0}
+            cpu_seconds = {"none": 0.0, "all": 0.0}
+            steps = {"none": 0, "all": 0}
+            for agent in agents.values():
+                agent.fit("CartPole-v1", timesteps=warmup, num_parallel=8, seed=repeat,
+                          verbose=0)
+            for round_ in range(max(1, timesteps // chunk)):
+                order = ("none", "all") if round_ % 2 == 0 else ("all", "none")
+                for variant in order:
+                    agent = agents[variant]
+                    before = agent.timesteps
+                    start, cpu_start = time.perf_counter(), time.process_time()
+                    agent.fit("CartPole-v1", timesteps=chunk, num_parallel=8,
+                              seed=1000 * repeat + round_, verbose=0)
+                    seconds[variant] += time.perf_counter() - start
+                    cpu_seconds[variant] += time.process_time() - cpu_start
+                    steps[variant] += agent.timesteps - before
+            for variant, agent in agents.items():
+                # Writing what is still pending (encoding included) is part of the cost.
+                start, cpu_start = time.perf_counter(), time.process_time()
                 agent.close()
+                seconds[variant] += time.perf_counter() - start
+                cpu_seconds[variant] += time.process_time() - cpu_start
+                results[variant].append(steps[variant] / seconds[variant])
+                results[f"{variant}_cpu"].append(steps[variant] / cpu_seconds[variant])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return results
 
 
-def summarize(backend: str, results: dict) -> str:
-    def span(values):
-        return f"{min(values):,.0f} / {statistics.median(values):,.0f} / {max(values):,.0f}"
+def summarize(backend: str, results: dict, suffix: str = "") -> str:
+    def span(values, fmt=",.0f", unit=""):
+        low, mid, high = min(values), statistics.median(values), max(values)
+        return f"{low:{fmt}}{unit} / {mid:{fmt}}{unit} / {high:{fmt}}{unit}"
 
-    slowdown = 1.0 - statistics.median(results["all"]) / statistics.median(results["none"])
-    return (f"| {backend} | {span(results['none'])} | {span(results['all'])} | "
-            f"{100 * slowdown:+.1f}% |")
+    none, summarized = results[f"none{suffix}"], results[f"all{suffix}"]
+    slowdowns = [100 * (1.0 - a / n) for a, n in zip(summarized, none)]
+    return f"| {backend} | {span(none)} | {span(summarized)} | {span(slowdowns, '+.1f', '%')} |"
 
 
-HEADER = ("| backend | steps/s, no summarizer (min / median / max) | "
-          "steps/s, labels='all' (min / median / max) | slowdown of the medians |\n"
-          "|---|---|---|---|")
+def header(kind: str) -> str:
+    return (f"| backend | {kind}, no summarizer | {kind}, labels='all' | "
+            "slowdown per repeat |\n|---|---|---|---|")
+
+
+WALL, CPU = "env steps per wall-clock second", "env steps per CPU second"
 
 
 def main() -> None:
@@ -90,26 +114,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timesteps", type=int, default=20_480)
     parser.add_argument("--warmup", type=int, default=2_048)
+    parser.add_argument("--chunk", type=int, default=2_048)
     parser.add_argument("--json", action="store_true", help="print raw results as JSON")
     args = parser.parse_args()
     if args.all:
-        print(HEADER)
+        results = {}
         for backend in BACKENDS:
             env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
             command = [sys.executable, __file__, "--json", "--repeats", str(args.repeats),
-                       "--timesteps", str(args.timesteps), "--warmup", str(args.warmup)]
+                       "--timesteps", str(args.timesteps), "--warmup", str(args.warmup),
+                       "--chunk", str(args.chunk)]
             output = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-            results = json.loads(output.stdout.strip().splitlines()[-1])
-            print(summarize(backend, results), flush=True)
-        return
-    import keras
-
-    results = run(args.repeats, args.timesteps, args.warmup)
-    if args.json:
-        print(json.dumps(results))
+            results[backend] = json.loads(output.stdout.strip().splitlines()[-1])
     else:
-        print(HEADER)
-        print(summarize(keras.backend.backend(), results))
+        import keras
+
+        results = {keras.backend.backend(): run(args.repeats, args.timesteps, args.warmup,
+                                                args.chunk)}
+        if args.json:
+            print(json.dumps(next(iter(results.values()))))
+            return
+    print("min / median / max over the repeats\n")
+    for kind, suffix in ((WALL, ""), (CPU, "_cpu")):
+        print(header(kind))
+        for backend, values in results.items():
+            print(summarize(backend, values, suffix))
+        print()
 
 
 if __name__ == "__main__":

@@ -430,8 +430,14 @@ def _run_pattern(prefix: str) -> re.Pattern:
 def new_run_directory(directory: str, prefix: str = "summary") -> str:
     """Creates and returns `<directory>/<prefix>-<YYYYmmdd-HHMMSS>[-N]` (a new directory)."""
     os.makedirs(directory, exist_ok=True)
-    base = os.path.join(directory, f"{prefix}-{time.strftime(_RUN_TIME_FORMAT)}")
-    path, index = base, 0
+    stamp = time.strftime(_RUN_TIME_FORMAT)
+    base = os.path.join(directory, f"{prefix}-{stamp}")
+    # After the newest existing run of this second (older ones may have been pruned).
+    pattern = _run_pattern(prefix)
+    taken = [int(match.group(2) or 0) for match in map(pattern.match, os.listdir(directory))
+             if match and match.group(1) == stamp]
+    index = max(taken) + 1 if taken else 0
+    path = f"{base}-{index}" if index else base
     while True:
         try:
             os.makedirs(path)
@@ -536,7 +542,7 @@ def _scheduled_parameters(agent: Any) -> list[tuple[str, Any]]:
             found.append((f"parameters/{attribute}", value))
         elif isinstance(value, Mapping) and value and all(
                 isinstance(item, Parameter) for item in value.values()):
-            if len(value) == 1:
+            if len({id(item) for item in value.values()}) == 1:  # one shared parameter
                 found.append((f"parameters/{attribute}", next(iter(value.values()))))
             else:
                 found.extend((f"parameters/{attribute}/{key}", item)
@@ -677,7 +683,7 @@ class Summarizer:
         # update-norm/parameters: host copy of the weights after the last update,
         # until the compiled update reports `update_norm` itself.
         self._host_update_norm = "update-norm" in self.labels
-        self._variables: list | None = None
+        self._variables: list | None = None  # trainable variables, read once
         self._weights = self._read_weights(agent) if self._host_update_norm else None
         self._update_norm = None
         # throughput: time inside agent.act/agent.observe, measured by wrappers.
@@ -780,8 +786,9 @@ class Summarizer:
     def _wrap(self, agent: Any) -> None:
         if "throughput" in self.labels and not self._wrapped:
             for name in ("act", "observe"):
-                wrapper = self._timed(getattr(agent, name))
-                self._wrapped[name] = wrapper
+                previous = vars(agent).get(name)  # another summarizer's timer, if any
+                wrapper = self._timed(agent, getattr(agent, name))
+                self._wrapped[name] = (wrapper, previous)
                 setattr(agent, name, wrapper)
 
     def detach(self, agent: Any) -> None:
@@ -791,9 +798,13 @@ class Summarizer:
         self._unwrap(agent)
 
     def _unwrap(self, agent: Any) -> None:
-        for name, wrapper in self._wrapped.items():
+        for name, (wrapper, previous) in self._wrapped.items():
             if vars(agent).get(name) is wrapper:
-                delattr(agent, name)
+                if previous is None:
+                    delattr(agent, name)
+                else:
+                    setattr(agent, name, previous)
+            # Else another timer wraps this one: it stays, passing calls through.
         self._wrapped = {}
 
     def restart_interval(self) -> None:
@@ -806,15 +817,15 @@ class Summarizer:
             return self._agent_seconds
         return self._agent_seconds + (now - self._call_start)
 
-    def _timed(self, method):
+    def _timed(self, agent: Any, method):
         @functools.wraps(method)
         def timed(*args, **kwargs):
-            if self._call_start is not None:  # re-entrant call: already timed
+            if self._call_start is not None or not self._wrapped:
+                # Re-entrant call (already timed), or detached.
                 return method(*args, **kwargs)
             start = self._call_start = time.perf_counter()
             if self._interval_start is None:
-                self._interval_start = (start, getattr(method.__self__, "timesteps", 0),
-                                        self._agent_seconds)
+                self._interval_start = (start, agent.timesteps, self._agent_seconds)
             try:
                 return method(*args, **kwargs)
             finally:
@@ -835,22 +846,32 @@ class Summarizer:
             return True
         return False
 
-    def _read_weights(self, agent: Any) -> list[np.ndarray]:
-        """Copies of the trainable weights of the agent's models (for `update-norm/parameters`)."""
+    def _read_weights(self, agent: Any) -> np.ndarray:
+        """All trainable weights of the agent's models as one flat float64 vector (a copy)."""
         import keras
 
         if self._variables is None:
             models = agent._models() if hasattr(agent, "_models") else {}
             unique: dict[int, Any] = {}
-            for model in models.values():
+            for name, model in models.items():
+                if name.startswith("target"):
+                    continue  # target networks follow the trained ones; not trained
                 for variable in model.trainable_weights:
                     unique.setdefault(id(variable), variable)
             self._variables = list(unique.values())
-        if keras.backend.backend() == "tensorflow":
+        if not self._variables:
+            return np.zeros(0)
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
             # Eager `Variable.numpy()` is the cheapest read there.
-            return [np.array(variable.numpy(), dtype=np.float32) for variable in self._variables]
-        return [np.array(keras.ops.convert_to_numpy(variable.value), dtype=np.float32, copy=True)
-                for variable in self._variables]
+            parts = [variable.numpy().ravel() for variable in self._variables]
+        elif backend == "torch":
+            parts = [variable.value.detach().cpu().numpy().ravel()
+                     for variable in self._variables]
+        else:
+            parts = [np.asarray(variable.value).ravel() for variable in self._variables]
+        # `concatenate` copies (torch tensors change in place; JAX arrays may be donated).
+        return np.concatenate(parts).astype(np.float64)
 
     def _write_graph(self, agent: Any) -> None:
         from tensorboard.compat.proto import graph_pb2
@@ -894,16 +915,11 @@ class Summarizer:
         self.writer.add_summary(summary_pb2.Summary(value=[value]), 0)
 
 
-def _difference_norm(new: list[np.ndarray], old: list[np.ndarray] | None) -> float | None:
-    if old is None or len(old) != len(new):
+def _difference_norm(new: np.ndarray, old: np.ndarray | None) -> float | None:
+    if old is None or old.shape != new.shape:
         return None
-    total = 0.0
-    for a, b in zip(new, old):
-        if a.shape != b.shape:
-            return None
-        difference = (a - b).ravel().astype(np.float64)
-        total += float(np.dot(difference, difference))
-    return float(np.sqrt(total))
+    difference = new - old
+    return float(np.sqrt(np.dot(difference, difference)))
 
 
 def get_summarizer(agent: Any) -> Summarizer | None:

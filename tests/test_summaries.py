@@ -223,9 +223,10 @@ def test_invalid_specs(spec, argument):
 
 
 def test_spec_forms_and_synonyms(tmp_path, random_agent):
-    agent = random_agent(summaries=str(tmp_path))
+    agent = random_agent(summaries=tmp_path)  # a path: dict(directory=...)
     summarizer = get_summarizer(agent)
     assert summarizer.labels == frozenset(LABELS)
+    assert os.path.dirname(summarizer.logdir) == str(tmp_path)
     agent.close()
     spec = parse_summarizer_spec(dict(directory=str(tmp_path), summaries="loss"))
     assert spec["labels"] == ("loss",)
@@ -371,9 +372,10 @@ def test_no_tensorflow_import(tmp_path):
         "    network=[dict(type='dense', size=8)], baseline=[dict(type='dense', size=8)],\n"
         f"    summarizer=dict(directory={str(tmp_path)!r}, labels='all', step_reward=True))\n"
         f"callback = TensorBoard({str(tmp_path / 'callback')!r})\n"
-        "agent.fit('CartPole-v1', episodes=4, verbose=0, callbacks=[callback])\n"
-        "agent.close(); callback.close()\n"
+        "history = agent.fit('CartPole-v1', episodes=4, verbose=0, callbacks=[callback])\n"
+        "callback.close()  # the agent is not closed: its file is written at exit\n"
         "assert agent.updates >= 1\n"
+        "print(history.history['episode_return'])\n"
         "print('tensorflow' in sys.modules, sorted(m for m in sys.modules\n"
         "      if m.split('.')[0] == 'tensorflow')[:5])\n"
     )
@@ -381,5 +383,71 @@ def test_no_tensorflow_import(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "False []"
-    assert len(list(tmp_path.iterdir())) == 2
+    *_, returns, imported = result.stdout.strip().splitlines()
+    assert imported == "False []"
+    (run,) = [path for path in tmp_path.iterdir() if path.name.startswith("summary-")]
+    events = _read(str(run))
+    assert _values(events, "reward/episode_return") == json.loads(returns)
+    assert "loss/policy" in events.Tags()["scalars"]
+
+
+def test_summarizer_and_callback_timers_nest(tmp_path, random_agent):
+    agent = random_agent(summarizer=dict(directory=str(tmp_path / "a")))
+    timer = vars(agent)["act"]
+    callback = TensorBoard(str(tmp_path / "b"))
+    agent.fit("CartPole-v1", episodes=3, verbose=0, callbacks=[callback])
+    assert vars(agent)["act"] is timer  # the callback's timer is gone, the agent's is back
+    callback.close()
+    agent.close()
+    assert "act" not in vars(agent) and "observe" not in vars(agent)
+    for directory in ("a", "b"):
+        (run,) = (tmp_path / directory).iterdir()
+        assert len(_values(_read(str(run)), "reward/episode_return")) == 3
+
+
+def test_parameters_are_found_generically(tmp_path):
+    from kerasrl.summaries import _scheduled_parameters
+
+    schedule = dict(type="linear", unit="updates", num_steps=10, final_value=0.0)
+    actions = dict(move=dict(type="int", num_values=3), turn=dict(type="int", num_values=2))
+    agent = Agent.create(
+        agent="ppo", states=dict(type="float", shape=(3,)), actions=actions,
+        max_episode_timesteps=10, batch_size=2, network=[dict(type="dense", size=4)],
+        baseline=[dict(type="dense", size=4)],
+        baseline_optimizer=dict(optimizer="adam",
+                                learning_rate=dict(schedule, initial_value=0.1)),
+        exploration=dict(move=dict(schedule, initial_value=0.5), turn=0.1),
+        discount=dict(schedule, initial_value=0.9),
+    )
+    tags = dict(_scheduled_parameters(agent))
+    assert sorted(tags) == ["parameters/baseline_learning_rate", "parameters/discount",
+                            "parameters/exploration/move"]
+    assert tags["parameters/exploration/move"].value({"updates": 5}) == pytest.approx(0.25)
+    summarizer = Summarizer(agent, str(tmp_path), labels=["entropy", "kl-divergence"])
+    agent.updates = 1
+    summarizer.on_update(agent, {"entropy": 1.0, "approx_kl": 0.5, "policy_loss": 2.0})
+    summarizer.close(agent)
+    events = _read(summarizer.logdir)
+    assert sorted(events.Tags()["scalars"]) == ["entropy/total", "kl-divergence/total"]
+
+
+def test_dqn_run_with_its_own_metric_names(tmp_path):
+    agent = Agent.create(agent="dqn", environment="CartPole-v1", memory=1000, batch_size=16,
+                         start_updating=32, network=[dict(type="dense", size=8)],
+                         summarizer=dict(directory=str(tmp_path), labels="all"))
+    history = agent.fit("CartPole-v1", episodes=4, verbose=0)
+    agent.close()
+    events = _read(get_summarizer(agent).logdir)
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/total", "metrics/q_value", "metrics/td_error", "update-norm/gradient",
+            "update-norm/parameters", "parameters/exploration",
+            "reward/episode_return"} <= tags, sorted(tags)
+    assert agent.updates >= 3
+    for tag, key in (("loss/total", "loss"), ("metrics/q_value", "q_value"),
+                     ("metrics/td_error", "td_error")):
+        np.testing.assert_allclose(_values(events, tag), history.updates[key], rtol=1e-6,
+                                   atol=1e-7, err_msg=tag)
+    assert _values(events, "reward/episode_return") == history.history["episode_return"]
+    # The target network is not part of update-norm/parameters.
+    assert all(v > 0 for v in _values(events, "update-norm/parameters"))
+    assert "graph/target_model" in events.Tags()["tensors"]

@@ -508,3 +508,209 @@ def warn_ignored(name: str, value: Any, agent: str) -> None:
         f"Argument '{name}'={value!r} has no effect for agent '{agent}'; it is ignored.",
         stacklevel=3,
     )
+
+
+# ---------------------------------------------------------------------- continuous actions
+#: Key of the action input of critic models (beside the state names).
+ACTION_INPUT = "__action__"
+
+
+def _constant(array: np.ndarray):
+    """A host constant as a tensor of the backend (torch cannot mix numpy and tensors)."""
+    return ops.convert_to_tensor(array)
+
+
+def build_critic(builder, network: Any, states_spec, action_size: int, preprocessing: Any,
+                 name: str) -> keras.Model:
+    """A Q(s, a) critic: `network` on the states, the action concatenated, a dense layer.
+
+    The model takes `{**states, ACTION_INPUT: (B, action_size)}` (normalized
+    actions) and returns `(B,)` Q-values: `embedding = network(states)`,
+    `h = relu(dense(concat(embedding, action)))` of the embedding's size,
+    `Q = dense(h)` (the DDPG paper's critic, where the action joins at the
+    second layer).
+
+    Args:
+        builder: The `NetworkBuilder`.
+        network: Network spec of the critic (on the states).
+        states_spec: The state `Specs`.
+        action_size: Size of the flattened, concatenated actions.
+        preprocessing: `state_preprocessing`.
+        name: Model name and layer-name prefix (e.g. `'critic'`).
+    """
+    network_model = builder.build(network, states_spec, name=f"{name}_network",
+                                  preprocessing=preprocessing)
+    embedding = network_model.outputs[0] if isinstance(network_model.outputs, list) else (
+        network_model.outputs)
+    action_input = keras.Input((action_size,), dtype="float32", name=f"{name}_action")
+    hidden = keras.layers.Concatenate(name=f"{name}_concat")([embedding, action_input])
+    hidden = keras.layers.Dense(int(embedding.shape[-1]), activation="relu",
+                                name=f"{name}_hidden")(hidden)
+    value = keras.layers.Dense(1, name=f"{name}_value")(hidden)
+    value = keras.layers.Reshape((), name=f"{name}_squeeze")(value)
+    with warnings.catch_warnings():
+        # The action input is keyed ACTION_INPUT but named after the critic (unique names).
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+        return keras.Model({**network_model.input, ACTION_INPUT: action_input}, value, name=name)
+
+
+class ContinuousActorCritic(OffPolicyAgent):
+    """Shared parts of DDPG, TD3 and SAC: float actions, critics, normalization.
+
+    Actions are handled in a **normalized** space inside the networks: for an
+    action with both bounds, `y ∈ [-1, 1]` with `a = c + h·y` (`c` the
+    center, `h` the half range); for other float actions `y = a`. Actors
+    output `y` (`tanh` of their mean for bounded actions), critics take the
+    concatenation of all flattened `y`, exploration noise is added to `y`
+    (so its standard deviation is relative to the action range).
+    """
+
+    def _check_actions(self) -> None:
+        for action_name, spec in self.actions_spec.items():
+            if spec.type != "float":
+                raise ArgumentError.invalid(
+                    "actions", "float actions (use 'dqn' or 'ppo' for int/bool actions)",
+                    spec.get_config(), where=f"agent '{self.agent_type}', action '{action_name}'",
+                )
+
+    def _init_action_layout(self) -> None:
+        from kerasrl.distributions import _flat_bounds
+
+        self._layout = []
+        offset = 0
+        for action_name, spec in self.actions_spec.items():
+            low, high = _flat_bounds(spec)
+            bounded = low is not None and high is not None
+            entry = {"name": action_name, "shape": spec.shape, "size": spec.size,
+                     "offset": offset, "bounded": bounded, "low": low, "high": high}
+            if bounded:
+                entry["center"] = ((high + low) / 2.0).reshape(-1).astype(np.float32)
+                entry["half"] = np.maximum((high - low) / 2.0, 1e-6).reshape(-1).astype(
+                    np.float32)
+            self._layout.append(entry)
+            offset += spec.size
+        self.action_size = offset
+
+    # ------------------------------------------------------------------ normalization
+    def _normalize(self, actions: dict):
+        """Env actions `{name: (B, *shape)}` → normalized `(B, D)`."""
+        parts = []
+        for entry in self._layout:
+            value = ops.reshape(ops.cast(actions[entry["name"]], "float32"), (-1, entry["size"]))
+            if entry["bounded"]:
+                center, half = _constant(entry["center"]), _constant(entry["half"])
+                value = ops.clip((value - center) / half, -1.0, 1.0)
+            parts.append(value)
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def _denormalize(self, y) -> dict:
+        """Normalized `(B, D)` → env actions `{name: (B, *shape)}` (clipped to bounds)."""
+        actions = {}
+        for entry in self._layout:
+            part = y[:, entry["offset"]:entry["offset"] + entry["size"]]
+            if entry["bounded"]:
+                center, half = _constant(entry["center"]), _constant(entry["half"])
+                part = center + half * ops.clip(part, -1.0, 1.0)
+            else:
+                if entry["low"] is not None:
+                    part = ops.maximum(part, _constant(entry["low"].reshape(-1)))
+                if entry["high"] is not None:
+                    part = ops.minimum(part, _constant(entry["high"].reshape(-1)))
+            actions[entry["name"]] = ops.reshape(part, (-1,) + tuple(entry["shape"]))
+        return actions
+
+    def _flat_params(self, params: dict, key: str):
+        """A distribution parameter of every action, flattened and concatenated `(B, D)`."""
+        parts = [ops.reshape(params[entry["name"]][key], (-1, entry["size"]))
+                 for entry in self._layout]
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def _squash(self, u):
+        """Pre-squash values `(B, D)` → normalized actions (`tanh` where bounded)."""
+        if all(entry["bounded"] for entry in self._layout):
+            return ops.tanh(u)
+        parts = []
+        for entry in self._layout:
+            part = u[:, entry["offset"]:entry["offset"] + entry["size"]]
+            parts.append(ops.tanh(part) if entry["bounded"] else part)
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def _bounded_mask(self) -> np.ndarray:
+        """`(D,)` float mask: 1.0 for elements of bounded actions."""
+        mask = np.zeros(self.action_size, np.float32)
+        for entry in self._layout:
+            if entry["bounded"]:
+                mask[entry["offset"]:entry["offset"] + entry["size"]] = 1.0
+        return mask
+
+    def _clip_normalized(self, y):
+        """Clips the bounded elements of normalized actions to [-1, 1]."""
+        if all(entry["bounded"] for entry in self._layout):
+            return ops.clip(y, -1.0, 1.0)
+        bounded = _constant(self._bounded_mask() > 0)
+        return ops.where(bounded, ops.clip(y, -1.0, 1.0), y)
+
+    def _exploration_noise(self, y, exploration):
+        """Adds `N(0, σ²)` to normalized actions, `σ` per action (exploration values)."""
+        noise = keras.random.normal(ops.shape(y), seed=self._act_seed)
+        parts = []
+        for entry in self._layout:
+            parts.append(ops.ones((entry["size"],), "float32") * exploration[entry["name"]])
+        sigma = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+        return self._clip_normalized(y + noise * sigma)
+
+    # ------------------------------------------------------------------ critics
+    def _critic_inputs(self, states: dict, y) -> dict:
+        return {**states, ACTION_INPUT: y}
+
+    def _batch_states(self, batch: dict, prefix: str = "states") -> dict:
+        return {n: batch[f"{prefix}/{n}"] for n in self.states_spec}
+
+    @staticmethod
+    def _optimizer(spec: Any, learning_rate: Any, max_grad_norm: Any, name: str):
+        from kerasrl.optimizers import OptimizerSpec
+
+        config: dict = {"type": "adam"}
+        if isinstance(spec, str):
+            config = {"type": spec}
+        elif isinstance(spec, Mapping):
+            config = dict(spec)
+        elif spec is not None:
+            raise ArgumentError.invalid(name, "None, an optimizer name or dict", spec)
+        config.setdefault("learning_rate", learning_rate)
+        if max_grad_norm is not None:
+            config.setdefault("gradient_norm_clipping", max_grad_norm)
+        optimizer = OptimizerSpec(config, name=name)
+        if optimizer.multi_step != 1 or optimizer.subsampling_fraction != 1.0:
+            raise ArgumentError.invalid(
+                name, "no multi_step/subsampling_fraction (use the agent's multi_step)", spec
+            )
+        return optimizer
+
+    @classmethod
+    def _critic_optimizer(cls, critic_optimizer: Any, learning_rate: Any, max_grad_norm: Any):
+        """Tensorforce's `critic_optimizer`: a float scales the learning rate, or a spec."""
+        if isinstance(critic_optimizer, (int, float)) and not isinstance(critic_optimizer, bool):
+            if critic_optimizer <= 0:
+                raise ArgumentError.invalid("critic_optimizer", "a positive float or a spec",
+                                            critic_optimizer)
+            rate = parameters.create(learning_rate, "learning_rate")
+            if critic_optimizer != 1.0:
+                if not rate.is_constant():
+                    raise ArgumentError.invalid(
+                        "critic_optimizer", "1.0 or an optimizer spec with a scheduled "
+                        "learning_rate", critic_optimizer)
+                rate = parameters.create(rate.value() * float(critic_optimizer))
+            return cls._optimizer(None, parameters.get_config(rate), max_grad_norm,
+                                  "critic_optimizer")
+        return cls._optimizer(critic_optimizer, learning_rate, max_grad_norm, "critic_optimizer")
+
+    @staticmethod
+    def _masked_step(flag, variables, run):
+        """Runs `run()` (which updates `variables`) and keeps the changes only where `flag > 0`."""
+        snapshot = [ops.copy(v.value) for v in variables]
+        result = run()
+        keep = flag > 0
+        for variable, old in zip(variables, snapshot):
+            variable.assign(ops.where(keep, variable.value, old))
+        return result
