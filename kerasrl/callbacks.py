@@ -227,6 +227,14 @@ class TensorBoard(Callback):
         ))
         self.summarizer = None
 
+    def get_config(self) -> dict:
+        """The constructor arguments (`TensorBoard(**config)` makes an equivalent callback)."""
+        spec = dict(self._spec)
+        spec["log_dir"] = spec.pop("directory")
+        spec["labels"] = list(spec["labels"])
+        spec["frequency"] = dict(spec["frequency"])
+        return spec
+
     @property
     def log_dir(self) -> str | None:
         """The run directory (None before the first `fit`)."""

@@ -666,6 +666,7 @@ class Summarizer:
             directory=directory, filename=filename, labels=labels, frequency=frequency,
             flush=flush, max_summaries=max_summaries, step_reward=step_reward,
         ))
+        self._spec = spec
         self.labels = frozenset(spec["labels"])
         self.frequency = spec["frequency"]
         self.step_reward = spec["step_reward"]
@@ -697,6 +698,13 @@ class Summarizer:
             self.on_observe = self._observe_reward
         if "graph" in self.labels:
             self._write_graph(agent)
+
+    def get_config(self) -> dict:
+        """The summarizer spec (`create_summarizer(agent, config)` makes an equivalent one)."""
+        spec = dict(self._spec)
+        spec["labels"] = "all" if set(spec["labels"]) == set(LABELS) else list(spec["labels"])
+        spec["frequency"] = dict(spec["frequency"])
+        return spec
 
     # ------------------------------------------------------------------ plugin hooks
     def _observe_reward(self, agent: Any, reward: np.ndarray, terminal: np.ndarray,

@@ -228,8 +228,16 @@ def test_spec_forms_and_synonyms(tmp_path, random_agent):
     assert summarizer.labels == frozenset(LABELS)
     assert os.path.dirname(summarizer.logdir) == str(tmp_path)
     agent.close()
+    assert summarizer.get_config() == dict(
+        directory=str(tmp_path), filename=None, labels="all",
+        frequency=dict(unit="updates", frequency=1), flush=10.0, max_summaries=7,
+        step_reward=False)
     spec = parse_summarizer_spec(dict(directory=str(tmp_path), summaries="loss"))
     assert spec["labels"] == ("loss",)
+    callback = TensorBoard(str(tmp_path), labels=["reward", "loss"], frequency=3)
+    config = callback.get_config()
+    assert config["labels"] == ["loss", "reward"] and config["log_dir"] == str(tmp_path)
+    assert TensorBoard(**config).get_config() == config
     with pytest.raises(ArgumentError, match="tracking"):
         random_agent(tracking="all")
 

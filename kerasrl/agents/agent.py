@@ -121,8 +121,11 @@ class Agent:
             `enable_int_action_masking`. TensorFlow-graph-only keys of
             Tensorforce (`device`, `eager_mode`, `buffer_observe`, ...) are
             accepted and ignored with a warning.
-        saver, summarizer, summaries, recorder, tracking: Not available yet;
-            passing them raises a `KerasRLError`.
+        saver: Periodic checkpoints (`kerasrl.saving.Saver`).
+        summarizer: TensorBoard summaries (`kerasrl.summaries`); `summaries`
+            is a synonym.
+        recorder: Trace recording (`kerasrl.execution.recorder`).
+        tracking: Not available yet (raises a `KerasRLError`).
     """
 
     #: Registry key of the agent type.
