@@ -255,6 +255,3 @@ class NStepWindow:
             terminal = np.ones(count)
             discount = gamma ** (count - np.arange(count)).astype(np.float64)
         return self._transitions(rows, reward, terminal, discount, next_rows)
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        return {"count": self.count.copy()}

@@ -59,6 +59,7 @@ from kerasrl.agents.off_policy import (
     _positive_int,
     _weight,
     l2_penalty,
+    network_of_policy,
     polyak,
     warn_ignored,
 )
@@ -178,13 +179,7 @@ class DQN(OffPolicyAgent):
             )
         if entropy_regularization not in (0, 0.0, None):
             warn_ignored("entropy_regularization", entropy_regularization, name)
-        if policy is not None:
-            if network != "auto":
-                raise ArgumentError(
-                    "Arguments 'network' and 'policy' are aliases; give only one "
-                    f"(received network={network!r}, policy={policy!r})."
-                )
-            network = policy
+        network = network_of_policy(network, policy, "parametrized_value_policy")
         if huber_loss is not None and (isinstance(huber_loss, bool) or not isinstance(
                 huber_loss, (int, float)) or huber_loss <= 0):
             raise ArgumentError.invalid("huber_loss", "None or a positive float", huber_loss,

@@ -18,11 +18,11 @@ arguments):
    steps, with the target-network updates, in one compiled call.
 
 Update schedule (Tensorforce's `update=dict(unit='timesteps', batch_size,
-frequency, start)`): the first update happens once `start` timesteps were
-observed (default: `batch_size`) and the memory is not empty, then one every
-`frequency` timesteps. With several parallel environments, timesteps advance
-by the number of environments per step, and as many updates run as
-`frequency` boundaries were passed.
+frequency, start)`): updates are due once `start` timesteps were observed
+(default: `batch_size`), then every `frequency` timesteps; due updates are
+skipped while the memory is still empty. With several parallel
+environments, timesteps advance by the number of environments per step, and
+as many updates run as `frequency` boundaries were passed.
 
 Target networks: built from the same network spec with a fresh
 `NetworkBuilder` (so they hold copies, never shared layers), initialized to
@@ -53,6 +53,7 @@ from kerasrl import parameters
 from kerasrl.agents.agent import Agent
 from kerasrl.agents.on_policy import parse_update
 from kerasrl.errors import ArgumentError
+from kerasrl.optimizers import OptimizerSpec
 from kerasrl.replay import NStepWindow, ReplayMemory
 
 
@@ -119,6 +120,35 @@ def parse_memory(memory: Any, agent: str) -> int:
             memory, where=f"agent '{agent}'",
         )
     return int(capacity)
+
+
+def network_of_policy(network: Any, policy: Any, policy_type: str) -> Any:
+    """Resolves the `policy` alias of `network` (also Tensorforce's `dict(type=policy_type,
+    network=...)` form); raises if both are given."""
+    if policy is None:
+        return network
+    if network != "auto":
+        raise ArgumentError(
+            "Arguments 'network' and 'policy' are aliases; give only one "
+            f"(received network={network!r}, policy={policy!r})."
+        )
+    if isinstance(policy, Mapping) and policy.get("type") == policy_type:
+        options = dict(policy)
+        options.pop("type")
+        network = options.pop("network", "auto")
+        if options.pop("single_output", True) is not True:
+            raise ArgumentError.invalid(
+                "policy['single_output']", "True (multi-output policies are not available yet)",
+                False,
+            )
+        options.pop("state_value_mode", None)  # the agent type decides (dueling or not)
+        options.pop("temperature", None)
+        if options:
+            raise ArgumentError.invalid(
+                f"policy key(s) {sorted(options)}", "network, single_output", policy
+            )
+        return network
+    return policy
 
 
 def _positive_int(value: Any, argument: str, agent: str) -> int:
@@ -419,13 +449,13 @@ class OffPolicyAgent(Agent):
     def _maybe_update(self) -> int:
         if self._next_update is None or self.timesteps < self._next_update:
             return 0
-        if self.memory.size == 0:
-            return 0
         frequency = self.update_spec["frequency"]
         due = 1 + (self.timesteps - self._next_update) // frequency
+        self._next_update += due * frequency
+        if self.memory.size == 0:  # nothing to learn from yet: these updates are skipped
+            return 0
         for _ in range(due):
             self._run_update()
-        self._next_update += due * frequency
         return due
 
     def _run_update(self) -> None:
@@ -668,8 +698,6 @@ class ContinuousActorCritic(OffPolicyAgent):
 
     @staticmethod
     def _optimizer(spec: Any, learning_rate: Any, max_grad_norm: Any, name: str):
-        from kerasrl.optimizers import OptimizerSpec
-
         config: dict = {"type": "adam"}
         if isinstance(spec, str):
             config = {"type": spec}
