@@ -638,6 +638,8 @@ class Runner:
                         if quota[i] <= 0:
                             continue
                         quota[i] -= 1
+                    elif self._limits[0] is not None and self.episodes >= self._limits[0]:
+                        break  # episodes ending on the same step beyond the limit
                     self._episode_finished(int(i), episode_return[i], episode_length[i],
                                            now - episode_start[i], episode_agent[i])
                     episode_return[i] = 0.0
