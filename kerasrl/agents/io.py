@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from kerasrl.distributions import check_mask  # noqa: F401  (re-exported)
 from kerasrl.errors import InputError
 from kerasrl.specs import Specs, flatten, to_python
 
@@ -48,40 +49,6 @@ class ParsedStates:
         self.batched = batched
         self.form = form
         self.size = size
-
-
-def check_mask(mask: Any, spec, argument: str) -> np.ndarray:
-    """Validates a batched action mask: shape, bool values, one True per position.
-
-    Args:
-        mask: Array-like of shape `(batch,) + spec.shape + (num_values,)`.
-        spec: The int action's `ValueSpec`.
-        argument: Name for error messages (e.g. `'action_mask'`).
-
-    Returns:
-        The mask as a `np.bool_` array.
-
-    Raises:
-        InputError: wrong shape or dtype, or a position with no allowed value.
-    """
-    array = np.asarray(mask)
-    expected = spec.shape + (spec.num_values,)
-    if array.ndim != len(expected) + 1 or tuple(array.shape[1:]) != expected:
-        raise InputError.invalid(argument, f"a bool mask of shape (batch,) + {expected}", array)
-    if array.dtype != np.bool_:
-        if array.dtype.kind not in "biu" or not np.isin(array, (0, 1)).all():
-            raise InputError.invalid(argument, "a bool mask (True = allowed)", array)
-        array = array.astype(np.bool_)
-    allowed = array.any(axis=-1)
-    if not allowed.all():
-        index = np.argwhere(~allowed)[0]
-        raise InputError(
-            f"Invalid argument '{argument}': expected at least one allowed (True) value per "
-            f"action, received an all-False mask at batch index {int(index[0])}"
-            + (f", action position {tuple(int(i) for i in index[1:])}" if len(index) > 1 else "")
-            + "."
-        )
-    return array
 
 
 class StateParser:
