@@ -6,6 +6,7 @@ from kerasrl.environments.environment import (
     EnvironmentWrapper,
 )
 from kerasrl.environments.gymnasium import GymnasiumEnvironment
+from kerasrl.environments.indexed import IndexedEnvironment
 from kerasrl.environments.vectorized import (
     GymnasiumVectorEnvironment,
     LocalVectorEnvironment,
@@ -17,6 +18,7 @@ __all__ = [
     "EnvironmentWrapper",
     "EnvironmentOutputError",
     "GymnasiumEnvironment",
+    "IndexedEnvironment",
     "VectorEnvironment",
     "GymnasiumVectorEnvironment",
     "LocalVectorEnvironment",

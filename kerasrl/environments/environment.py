@@ -196,11 +196,25 @@ class Environment:
         return None
 
     def is_vectorizable(self) -> bool:
-        """Whether the environment is vectorizable (not supported yet; False)."""
+        """Whether the environment steps N episodes itself (default False).
+
+        A vectorizable environment implements `reset(num_parallel=N)`
+        returning `(indices, states_batch)` and, after such a reset,
+        `execute(actions_batch)` returning `(indices, states_batch,
+        terminal_batch, reward_batch)`; called as `reset()` it behaves as an
+        ordinary environment. `Runner(num_parallel=N)` uses it vectorized
+        (see `kerasrl.environments.indexed`).
+        """
         return False
 
     def num_actors(self) -> int:
-        """Number of actors sharing an episode (multi-actor is not supported yet; 1)."""
+        """Number of actors sharing one episode (default 1).
+
+        With K > 1, `reset()` returns `(indices, states_batch)` and
+        `execute(actions_batch)` returns `(indices, states_batch,
+        terminal_batch, reward_batch)`; the `Runner` treats each actor as a
+        parallel interaction (see `kerasrl.environments.indexed`).
+        """
         return 1
 
     def episode_return(self) -> float | None:
@@ -743,15 +757,10 @@ class EnvironmentWrapper(Environment):
             )
         self._environment = environment
         name = _name_of(environment)
-        if environment.is_vectorizable():
-            raise ArgumentError.invalid(
-                "environment", "a non-vectorizable environment (vectorizable custom "
-                "environments are not supported yet; use VectorEnvironment)",
-                name, where="EnvironmentWrapper",
-            )
         if environment.num_actors() != 1:
             raise ArgumentError.invalid(
-                "environment", "a single-actor environment (multi-actor is not supported yet)",
+                "environment", "a single-actor environment (a multi-actor environment runs "
+                "through Runner(environment=...) or kerasrl.environments.IndexedEnvironment)",
                 name, where="EnvironmentWrapper",
             )
         max_episode_timesteps = _check_max_episode_timesteps(max_episode_timesteps)

@@ -246,39 +246,51 @@ class VectorEnvironment:
 
     # helpers ------------------------------------------------------------------------
     def _check_actions(self, actions: Any) -> dict[str, np.ndarray]:
-        specs = self.actions_spec
-        if not isinstance(actions, Mapping):
-            if specs.singleton:
-                actions = {"action": actions}
-            else:
-                raise InputError(
-                    f"Invalid action: an action outside the spec returned to an environment ({self}): "
-                    f"expected a dict of batched actions {list(specs)}, received {actions!r}."
-                )
-        elif any(isinstance(value, Mapping) for value in actions.values()):
-            actions = flatten(actions)
-        if len(actions) != len(specs) or any(name not in actions for name in specs):
+        return check_batched_actions(self, self.actions_spec, actions, self.num_parallel)
+
+
+def check_batched_actions(
+    owner: Any, specs: Specs, actions: Any, size: int
+) -> dict[str, np.ndarray]:
+    """Validates a flat dict (or singleton array) of actions with a batch of `size` rows.
+
+    Args:
+        owner: The environment (named in error messages).
+        specs: The action `Specs`.
+        actions: The actions.
+        size: Expected batch size.
+
+    Returns:
+        A flat dict of converted arrays.
+
+    Raises:
+        InputError: actions outside the spec or of the wrong batch size.
+    """
+    prefix = f"Invalid action: an action outside the spec returned to an environment ({owner})"
+    if not isinstance(actions, Mapping):
+        if not specs.singleton:
             raise InputError(
-                f"Invalid action: an action outside the spec returned to an environment ({self}): expected "
-                f"actions {list(specs)}, received {sorted(actions)}."
+                f"{prefix}: expected a dict of batched actions {list(specs)}, "
+                f"received {actions!r}."
             )
-        checked = {}
-        for name, spec in specs.items():
-            value = actions[name]
-            try:
-                array = spec.check_action(value, argument=name, num_batch_dims=1)
-            except InputError as exc:
-                raise InputError(
-                    f"Invalid action: an action outside the spec returned to an environment ({self}): {exc}"
-                ) from None
-            if array.shape[0] != self.num_parallel:
-                raise InputError(
-                    f"Invalid action: an action outside the spec returned to an environment ({self}): "
-                    f"expected a batch of {self.num_parallel} values for '{name}', received "
-                    f"shape {array.shape}."
-                )
-            checked[name] = array
-        return checked
+        actions = {"action": actions}
+    elif any(isinstance(value, Mapping) for value in actions.values()):
+        actions = flatten(actions)
+    if len(actions) != len(specs) or any(name not in actions for name in specs):
+        raise InputError(f"{prefix}: expected actions {list(specs)}, received {sorted(actions)}.")
+    checked = {}
+    for name, spec in specs.items():
+        try:
+            array = spec.check_action(actions[name], argument=name, num_batch_dims=1)
+        except InputError as exc:
+            raise InputError(f"{prefix}: {exc}") from None
+        if array.shape[0] != size:
+            raise InputError(
+                f"{prefix}: expected a batch of {size} values for '{name}', received "
+                f"shape {array.shape}."
+            )
+        checked[name] = array
+    return checked
 
 
 def _gymnasium_eligible(resolved: ResolvedEnvironment) -> bool:

@@ -87,7 +87,10 @@ class Runner:
         max_episode_timesteps: Passed to the created environments (default:
             the agent's `max_episode_timesteps` when it is shorter than the
             environment's own limit).
-        num_parallel: Number of environment copies (>= 1).
+        num_parallel: Number of environment copies (>= 1). A vectorizable
+            custom environment (`is_vectorizable()` True) runs all N
+            interactions itself; a multi-actor environment (`num_actors()`
+            K > 1) sets it to K (see `kerasrl.environments.indexed`).
         environments: An explicit list of environments (implies num_parallel).
         evaluation: The last of `num_parallel >= 2` environments runs
             evaluation episodes (`act(independent=True, deterministic=True)`,
@@ -205,7 +208,9 @@ class Runner:
                 raise ArgumentError.invalid("num_parallel", "a positive int", num_parallel)
             num_parallel = int(num_parallel)
             is_instance = isinstance(environment, Environment) or hasattr(environment, "step")
-            if is_instance and num_parallel > 1:
+            vectorizable = isinstance(environment, Environment) and \
+                environment.is_vectorizable() and remote is None
+            if is_instance and num_parallel > 1 and not vectorizable:
                 raise ArgumentError.invalid(
                     "environment", "an environment spec (not an instance) with num_parallel > 1",
                     environment,
@@ -216,6 +221,18 @@ class Runner:
                     "environment", "an environment spec (not an instance) for remote execution",
                     environment, where="Runner",
                 )
+        self._first_instance = None
+        self._indexed = None
+        if remote is None and environments is None:
+            self._indexed = self._create_indexed(environment, num_parallel, max_episode_timesteps)
+            if self._indexed is not None:
+                if evaluation:
+                    raise ArgumentError.invalid(
+                        "evaluation", "False for a vectorizable or multi-actor environment "
+                        "(use run(evaluation=True) for evaluation episodes)", evaluation,
+                        where="Runner",
+                    )
+                num_parallel = self._indexed.num_parallel
         if evaluation and num_parallel < 2:
             raise ArgumentError.invalid(
                 "num_parallel", ">= 2 with evaluation=True (the last environment evaluates)",
@@ -230,7 +247,7 @@ class Runner:
         self._owned_environments: list = []
         # Specs for the agent come from a probe environment (closed right away
         # unless it is the user's instance).
-        probe = self._make_single(0)
+        probe = self._indexed if self._indexed is not None else self._make_single(0)
         self._probe = probe
         if isinstance(agent, Agent):
             self.agent = agent
@@ -246,7 +263,10 @@ class Runner:
                 agent, parallel_interactions=num_parallel - int(bool(evaluation)), **kwargs)
             self._owns_agent = True
         limit = self.agent.max_episode_timesteps
-        if max_episode_timesteps is None and self._specs is None and limit is not None and \
+        if self._indexed is not None and max_episode_timesteps is None and limit is not None \
+                and (probe.max_episode_timesteps is None or probe.max_episode_timesteps > limit):
+            probe.max_episode_timesteps = limit
+        elif max_episode_timesteps is None and self._specs is None and limit is not None and \
                 remote != "socket-client" and (
                 probe.max_episode_timesteps is None or probe.max_episode_timesteps > limit):
             # The agent's observe rejects longer episodes: cap the environments
@@ -282,6 +302,36 @@ class Runner:
         views = {id(v): v for v in [self._probe, self._vector] + list(self._singles or [])
                  if v is not None}
         return sum(getattr(view, "aborted", 0) for view in views.values())
+
+    def _create_indexed(self, environment: Any, num_parallel: int, max_episode_timesteps: Any):
+        """An `IndexedEnvironment` for a vectorizable (N > 1) or multi-actor environment.
+
+        Returns None for every other environment; a custom environment class
+        instantiated to find out is kept for the first environment.
+        """
+        from kerasrl.environments.environment import _call, resolve_environment
+        from kerasrl.environments.indexed import IndexedEnvironment, is_indexed
+
+        resolved = resolve_environment(environment, max_episode_timesteps, None, {})
+        if resolved.kind == "instance":
+            instance = resolved.value
+        elif resolved.kind == "class":
+            instance = _call(resolved.value, f"environment {resolved.value.__name__}",
+                             resolved.kwargs)
+        else:
+            return None
+        if not is_indexed(instance) or (instance.num_actors() == 1 and num_parallel == 1):
+            # Ordinary (or a vectorizable environment used one episode at a time).
+            if resolved.kind == "class":
+                self._first_instance = (instance, resolved)
+            return None
+        if resolved.reward_shaping is not None:
+            raise ArgumentError.invalid(
+                "reward_shaping", "None for a vectorizable or multi-actor environment",
+                resolved.reward_shaping, where="Runner",
+            )
+        return IndexedEnvironment(instance, num_parallel=num_parallel,
+                                  max_episode_timesteps=resolved.max_episode_timesteps)
 
     def _remote_environment(self, index: int):
         """The index-th remote environment (created once, shared by both loops)."""
@@ -326,6 +376,15 @@ class Runner:
         else:
             spec = self._environment
         seed = None if self._seed is None else self._seed + index
+        if index == 0 and self._first_instance is not None:
+            # The instance built to check for a vectorizable/multi-actor environment.
+            instance, resolved = self._first_instance
+            self._first_instance = None
+            return VectorEnvironment.create(
+                [dict(environment=instance, max_episode_timesteps=resolved.max_episode_timesteps,
+                      reward_shaping=resolved.reward_shaping)],
+                max_episode_timesteps=self._max_episode_timesteps, seed=seed,
+            )
         env = VectorEnvironment.create(
             [spec], max_episode_timesteps=self._max_episode_timesteps, seed=seed
         ) if self._specs is not None else VectorEnvironment.create(
@@ -503,7 +562,9 @@ class Runner:
             self._keras.on_train_begin({})
         self.agent.stop_training = False
         try:
-            if (batch_agent_calls or self.num_parallel == 1) and \
+            if self._indexed is not None:
+                self._run_indexed()
+            elif (batch_agent_calls or self.num_parallel == 1) and \
                     not self._evaluation_environment and not (sync_episodes and self._remote):
                 self._run_batched()
             else:
@@ -652,6 +713,67 @@ class Runner:
         if not self._evaluation:
             # An update deferred to the next act (timestep-unit rollouts) runs now.
             self._updated(agent._finish_run(states, slots))
+
+    def _run_indexed(self) -> None:
+        """Steps a vectorizable or multi-actor environment: one batched call per step.
+
+        All interactions start together; finished ones drop out of the batch
+        and the environment is reset when none is running (as Tensorforce).
+        """
+        agent = self.agent
+        env = self._indexed
+        n = env.num_parallel
+        episode_return = np.zeros(n)
+        episode_length = np.zeros(n, dtype=np.int64)
+        episode_agent = np.zeros(n)
+        seed = self._seed
+        timestep_frequency = self._callback_timestep_frequency
+        indices = np.zeros((0,), np.int64)
+        states: dict = {}
+        while not self._done():
+            if len(indices) == 0:
+                indices, states = env.reset(seed=seed)
+                seed = None
+                episode_return[:] = 0.0
+                episode_length[:] = 0
+                episode_agent[:] = 0.0
+                episode_start = time.perf_counter()
+                if len(indices) == 0:
+                    raise ArgumentError.invalid(
+                        "environment", "a reset() that starts at least one interaction",
+                        f"no parallel indices from {env}", where="Runner",
+                    )
+            t0 = time.perf_counter()
+            if self._evaluation:
+                actions = agent.act(states, independent=True, deterministic=self._deterministic)
+            else:
+                actions = agent.act(states, parallel=indices)
+            t1 = time.perf_counter()
+            acted = indices
+            indices, states, terminal, reward = env.execute(_flat_actions(actions, agent))
+            t2 = time.perf_counter()
+            if not self._evaluation:
+                self._updated(agent.observe(reward, terminal, parallel=acted))
+            spent = (t1 - t0) + (time.perf_counter() - t2)
+            self._agent_seconds += spent
+            episode_agent[acted] += spent / len(acted)
+            self.timesteps += len(acted)
+            episode_return[acted] += reward
+            episode_length[acted] += 1
+            if timestep_frequency and self.timesteps % timestep_frequency < len(acted):
+                self._call_callbacks(int(acted[0]))
+            finished = acted[terminal != 0]
+            if len(finished):
+                now = time.perf_counter()
+                for i in finished:
+                    if self._limits[0] is not None and self.episodes >= self._limits[0]:
+                        break
+                    self._episode_finished(int(i), episode_return[i], episode_length[i],
+                                           now - episode_start, episode_agent[i])
+            self._progress.update(self._progress_count(), self._stats())
+        if not self._evaluation and len(indices):
+            # The run stopped mid-episode: a deferred update runs now.
+            self._updated(agent._finish_run(states, indices))
 
     def _run_in_turn(self) -> None:
         """Steps single environments: local ones in turn, remote ones whenever ready."""
