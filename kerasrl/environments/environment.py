@@ -668,6 +668,15 @@ def resolve_environment(
     )
 
 
+def invalid_state(environment: Any, name: str, function: str,
+                  error: Exception) -> EnvironmentOutputError:
+    """The error for an invalid state `name` returned by `environment.<function>()`."""
+    return EnvironmentOutputError(
+        f"Environment {environment} returned an invalid state '{name}' from "
+        f"{function}(): {error}"
+    )
+
+
 # ---------------------------------------------------------------------- reward shaping
 def _check_reward_shaping(reward_shaping: Any) -> None:
     if reward_shaping is None or callable(reward_shaping):
@@ -1017,10 +1026,7 @@ class EnvironmentWrapper(Environment):
             try:
                 array = spec.check_batch(array, argument=name, num_batch_dims=0)
             except InputError as exc:
-                raise EnvironmentOutputError(
-                    f"Environment {self} returned an invalid state '{name}' from "
-                    f"{function}(): {exc}"
-                ) from None
+                raise invalid_state(self, name, function, exc) from None
             return array
         if spec.type == "float" and not np.isfinite(array).all():
             raise EnvironmentOutputError(

@@ -42,6 +42,7 @@ from kerasrl.environments.environment import (
     EnvironmentOutputError,
     _check_max_episode_timesteps,
     _name_of,
+    invalid_state,
 )
 from kerasrl.environments.vectorized import check_batched_actions
 from kerasrl.errors import ArgumentError, CallOrderError, InputError, SpecError
@@ -343,10 +344,7 @@ class IndexedEnvironment:
             try:
                 array = spec.check_batch(raw, argument=name, num_batch_dims=1)
             except InputError as exc:
-                raise EnvironmentOutputError(
-                    f"Environment {self} returned an invalid state '{name}' from "
-                    f"{function}(): {exc}"
-                ) from None
+                raise invalid_state(self, name, function, exc) from None
             if keep is not None and len(array) == len(keep) and len(keep) != size:
                 array = array[keep]  # rows of the acted indices: drop the finished ones
             if len(array) != size:

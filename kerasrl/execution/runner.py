@@ -655,6 +655,12 @@ class Runner:
             self._keras.on_update_end(self.agent.updates - 1, dict(
                 getattr(self.agent, "last_metrics", {})))
 
+    def _act_batch(self, states: dict, slots: np.ndarray) -> Any:
+        """One batched act: on the given slots, or independent when evaluating."""
+        if self._evaluation:
+            return self.agent.act(states, independent=True, deterministic=self._deterministic)
+        return self.agent.act(states, parallel=slots)
+
     def _run_batched(self) -> None:
         agent = self.agent
         env = self._vector_environment()
@@ -672,10 +678,7 @@ class Runner:
         timestep_frequency = self._callback_timestep_frequency
         while not self._done():
             t0 = time.perf_counter()
-            if self._evaluation:
-                actions = agent.act(states, independent=True, deterministic=self._deterministic)
-            else:
-                actions = agent.act(states, parallel=slots)
+            actions = self._act_batch(states, slots)
             t1 = time.perf_counter()
             states, terminal, reward = env.execute(_flat_actions(actions, agent))
             t2 = time.perf_counter()
@@ -744,10 +747,7 @@ class Runner:
                         f"no parallel indices from {env}", where="Runner",
                     )
             t0 = time.perf_counter()
-            if self._evaluation:
-                actions = agent.act(states, independent=True, deterministic=self._deterministic)
-            else:
-                actions = agent.act(states, parallel=indices)
+            actions = self._act_batch(states, indices)
             t1 = time.perf_counter()
             acted = indices
             indices, states, terminal, reward = env.execute(_flat_actions(actions, agent))
