@@ -178,7 +178,9 @@ def _write_results(path: str, results: dict, seaborn: bool) -> None:
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)
-    with open(path + ".json", "w", encoding="utf-8") as file:
+    from kerasrl.saving import atomic_path
+
+    with atomic_path(path + ".json") as temporary, open(temporary, "w", encoding="utf-8") as file:
         json.dump(results, file)
     print(f"wrote {path}.json")
     try:
@@ -187,7 +189,8 @@ def _write_results(path: str, results: dict, seaborn: bool) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: skipped the plot", f"{path}.png")
+        print("matplotlib is not installed (pip install 'kerasrl[plot]'): skipped the plot",
+              f"{path}.png")
         return
     import numpy as np
 
@@ -207,7 +210,8 @@ def _write_results(path: str, results: dict, seaborn: bool) -> None:
         axis.fill_between(x, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2)
         axis.set_ylabel(label, color=color)
     left.set_xlabel("episode")
-    figure.savefig(path + ".png")
+    with atomic_path(path + ".png") as temporary:
+        figure.savefig(temporary, format="png")
     plt.close(figure)
     print(f"wrote {path}.png")
 

@@ -59,13 +59,18 @@ def test_repeat_and_path_write_returns_json(tmp_path, capsys):
     assert sorted(results) == ["agent_seconds", "rewards", "seconds", "timesteps"]
     assert len(results["rewards"]) == 3 and all(len(r) == 2 for r in results["rewards"])
     assert results["rewards"] == results["timesteps"]  # CartPole: reward 1 per step
-    out = capsys.readouterr().out
-    try:
-        import matplotlib  # noqa: F401
+    # matplotlib is in the dev extra: the plot is written (a PNG file).
+    assert (tmp_path / "out" / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["run.json", "run.png"]
 
-        assert (tmp_path / "out" / "run.png").is_file()
-    except ImportError:
-        assert "skipped the plot" in out
+
+def test_path_without_matplotlib_writes_the_json_and_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    path = tmp_path / "run"
+    assert main(["run", "-a", "random", "-e", "CartPole-v1", "-n", "2", "--path", str(path),
+                 "--no-progress", "--evaluate", "0"]) == 0
+    assert "skipped the plot" in capsys.readouterr().out
+    assert (tmp_path / "run.json").is_file() and not (tmp_path / "run.png").exists()
 
 
 def test_evaluation_environment_and_save_best_agent(tmp_path, capsys):
