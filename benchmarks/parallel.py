@@ -26,8 +26,9 @@ import numpy as np
 
 from kerasrl.environments import Environment
 
-PPO = "/work/shared/tensorforce-data/configs/ppo.json"
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Tensorforce's ppo.json, from the shared data folder beside the repository.
+PPO = os.path.join(HERE, "..", "..", "shared", "tensorforce-data", "configs", "ppo.json")
 
 
 class SleepEnvironment(Environment):
@@ -80,8 +81,9 @@ def _servers(environment: str, n: int) -> tuple[list, list]:
     return processes, ports
 
 
-def measure(agent, environment: str, n: int, mode: str, timesteps: int) -> float:
-    """Environment steps per second of one batched run (after a warm-up)."""
+def measure(agent, environment: str, n: int, mode: str, timesteps: int,
+            repeats: int = 3) -> float:
+    """Median environment steps per second of `repeats` batched runs (after a warm-up)."""
     from kerasrl import Runner
 
     processes: list = []
@@ -96,9 +98,12 @@ def measure(agent, environment: str, n: int, mode: str, timesteps: int) -> float
                         **kwargs)
         try:
             runner.run(num_timesteps=max(n * 20, 50), batch_agent_calls=True, use_tqdm=False)
-            start = time.perf_counter()
-            runner.run(num_timesteps=timesteps, batch_agent_calls=True, use_tqdm=False)
-            return runner.timesteps / (time.perf_counter() - start)
+            rates = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                runner.run(num_timesteps=timesteps, batch_agent_calls=True, use_tqdm=False)
+                rates.append(runner.timesteps / (time.perf_counter() - start))
+            return float(np.median(rates))
         finally:
             runner.close()
     finally:
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     modes = ("local", "multiprocessing", "sockets")
     print(f"cpu cores: {os.cpu_count()}, backend: {os.environ.get('KERAS_BACKEND', '?')}")
     print(f"{'environment':<22}{'agent':<8}{'n':>3}" + "".join(f"{m:>17}" for m in modes))
-    for environment, per_env in (("CartPole-v1", 1500), ("parallel.SleepEnvironment", 250)):
+    for environment, per_env in (("CartPole-v1", 1500), ("parallel.SleepEnvironment", 500)):
         for n in counts:
             steps = per_env * n if environment != "CartPole-v1" else per_env * max(n, 2)
             if args.quick:
@@ -124,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{environment.split('.')[-1]:<22}{'random':<8}{n:>3}"
                   + "".join(f"{value:>13,.0f} st/s" for value in row), flush=True)
     for mode in ("local", "multiprocessing"):
-        value = measure(PPO, "CartPole-v1", 4, mode, 600 if args.quick else 2000)
+        value = measure(PPO, "CartPole-v1", 4, mode, 600 if args.quick else 2000, repeats=1)
         print(f"{'CartPole-v1':<22}{'ppo':<8}{4:>3}  {mode}: {value:,.0f} st/s", flush=True)
 
 

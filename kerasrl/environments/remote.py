@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import os
 import secrets
 import selectors
@@ -181,7 +182,7 @@ def decode_body(body: memoryview | bytes, header_length: int) -> Any:
         except (TypeError, ValueError) as exc:
             raise ProtocolError(f"Invalid frame: bad array dtype/shape: {exc}.") from None
         if dtype.kind not in _DTYPE_KINDS or any(n < 0 for n in shape) or \
-                int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != size:
+                math.prod(shape) * dtype.itemsize != size:
             raise ProtocolError(f"Invalid frame: array {dtype}{shape} does not fit {size} bytes.")
         arrays.append(np.frombuffer(body[offset:offset + size], dtype=dtype).reshape(shape).copy())
         offset += size
@@ -232,12 +233,20 @@ def _read_exact(sock: socket.socket, size: int, deadline: float | None) -> bytea
     return buffer
 
 
+#: Frames up to this size are joined into one buffer before sending.
+_JOIN_BYTES = 1 << 16
+
+
 def send_socket(sock: socket.socket, message: Any, timeout: float | None,
                 max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
     """Sends one frame over a socket."""
     sock.settimeout(timeout)
-    for part in encode(message, max_frame_bytes):
-        sock.sendall(part)
+    parts = encode(message, max_frame_bytes)
+    if sum(len(part) for part in parts) <= _JOIN_BYTES:
+        sock.sendall(b"".join(parts))  # one system call for a small frame
+    else:
+        for part in parts:  # large arrays are sent from their own buffers, not copied
+            sock.sendall(part)
 
 
 def recv_socket(sock: socket.socket, timeout: float | None,
@@ -263,8 +272,8 @@ class _PipeTransport:
     def poll(self, timeout: float) -> bool:
         return self.connection.poll(timeout)
 
-    def recv(self, timeout: float | None) -> Any:
-        if timeout is not None and not self.connection.poll(timeout):
+    def recv(self, timeout: float | None, ready: bool = False) -> Any:
+        if not ready and timeout is not None and not self.connection.poll(timeout):
             raise TimeoutError(f"no reply within {timeout:g} s")
         try:
             data = self.connection.recv_bytes(self.max_frame_bytes + _PREFIX.size)
@@ -292,7 +301,7 @@ class _SocketTransport:
             selector.register(self.sock, selectors.EVENT_READ)
             return bool(selector.select(timeout))
 
-    def recv(self, timeout: float | None) -> Any:
+    def recv(self, timeout: float | None, ready: bool = False) -> Any:
         return recv_socket(self.sock, timeout, self.max_frame_bytes)
 
     def close(self) -> None:
@@ -586,18 +595,22 @@ class RemoteEnvironment(Environment):
         self.env_seconds += float(reply.get("seconds") or 0.0)
         return reply["result"]
 
-    def _receive(self, blocking: bool) -> Any:
+    def _receive(self, blocking: bool, ready: bool = False) -> Any:
+        """The reply of the pending call (None if not blocking and none is there yet).
+
+        `ready=True`: the caller's `wait` saw the handle readable (no poll needed).
+        """
         if self._pending is None:
             raise CallOrderError(
                 f"receive_execute() of {self} called without start_reset/start_execute."
             )
         remaining = self._deadline - time.monotonic()
         try:
-            if not blocking and not self._transport.poll(0):
+            if not blocking and not ready and not self._transport.poll(0):
                 if remaining <= 0:
                     raise TimeoutError(f"no reply within timeout={self.timeout:g} s")
                 return None
-            reply = self._transport.recv(max(remaining, 0.0))
+            reply = self._transport.recv(max(remaining, 0.0), ready=ready)
         except (ProtocolError, OSError, ValueError, EOFError) as exc:
             name = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             raise self._fail(f"{name}: {exc}") from None
@@ -1040,10 +1053,17 @@ class RemoteVectorEnvironment(VectorEnvironment):
         errors: dict = {}
         remaining = list(indices)
         while remaining:
-            wait([self.environments[i].handle() for i in remaining], timeout=0.5)
-            for i in list(remaining):
+            handles = [self.environments[i].handle() for i in remaining]
+            ready = {id(h) for h in wait([h for h in handles if h is not None], timeout=0.5)}
+            now = time.monotonic()
+            for i, handle in zip(list(remaining), handles):
+                env = self.environments[i]
+                readable = id(handle) in ready
+                if not readable and handle is not None and now < env._deadline:
+                    continue  # still running, within its timeout
                 try:
-                    result = self.environments[i].receive_execute()
+                    # A readable handle has a reply (or EOF: the failure is raised).
+                    result = env._receive(blocking=False, ready=readable)
                 except EnvironmentFailure as exc:
                     errors[i] = exc
                     remaining.remove(i)
