@@ -208,9 +208,10 @@ class Runner:
                 raise ArgumentError.invalid("num_parallel", "a positive int", num_parallel)
             num_parallel = int(num_parallel)
             is_instance = isinstance(environment, Environment) or hasattr(environment, "step")
-            vectorizable = isinstance(environment, Environment) and \
-                environment.is_vectorizable() and remote is None
-            if is_instance and num_parallel > 1 and not vectorizable:
+            # One instance of a vectorizable or multi-actor environment runs N interactions.
+            indexed = remote is None and isinstance(environment, Environment) and (
+                environment.is_vectorizable() or environment.num_actors() > 1)
+            if is_instance and num_parallel > 1 and not indexed:
                 raise ArgumentError.invalid(
                     "environment", "an environment spec (not an instance) with num_parallel > 1",
                     environment,

@@ -269,3 +269,18 @@ def test_ppo_learns_a_vectorizable_environment():
     first, last = runner.episode_returns[:16], runner.episode_returns[-16:]
     assert np.mean(first) < 7.5 and np.mean(last) >= 9.0, (np.mean(first), np.mean(last))
     runner.close()
+
+
+def test_fit_and_evaluate_use_indexed_environments():
+    agent = Agent.create(agent=PPO, states=Relay().states(), actions=Relay().actions(),
+                         max_episode_timesteps=10, parallel_interactions=3)
+    history = agent.fit(Relay(), episodes=6, verbose=0)
+    assert sorted(history.history["episode_length"]) == [3, 3, 6, 6, 6, 6]
+    result = agent.evaluate(Relay(), episodes=3)
+    assert result["mean_return"] == pytest.approx(5.0)  # (3 + 6 + 6) / 3
+    agent.close()
+    vector = Agent.create(agent=PPO, states=SignGame().states(), actions=SignGame().actions(),
+                          max_episode_timesteps=6, parallel_interactions=4)
+    history = vector.fit(SignGame(end_probability=0.2), episodes=10, verbose=0)
+    assert len(history.history["episode_return"]) == 10
+    vector.close()
