@@ -62,7 +62,10 @@ class History(Callback):
 
     Attributes:
         history: Dict of lists: `episode_return`, `episode_length` (one entry
-            per finished episode), and one list per update metric.
+            per finished episode).
+        updates: Dict of lists, one per update metric of `agent.last_metrics`
+            (one entry per update), per-action keys such as `entropy/<name>`
+            and `approx_kl/<name>` of agents with several actions included.
         episodes: Number of recorded episodes.
     """
 

@@ -488,10 +488,12 @@ def metric_tag(key: str, action_names: Sequence[str] = ("action",)) -> tuple[str
 
     Known keys: `policy_loss` → `loss/policy`, `value_loss`/`baseline_loss` →
     `loss/baseline`, `loss` → `loss/total`, `entropy` → `entropy/<action>`
-    (or `entropy/total` with several actions), `approx_kl`/`kl_divergence` →
-    `kl-divergence/<action>` (or `.../total`), `gradient_norm` →
-    `update-norm/gradient`, `update_norm` → `update-norm/parameters`. Per-action
-    keys `entropy/<name>` and `approx_kl/<name>` keep the action name. Other
+    (or `entropy/total` with several actions), `approx_kl`/`kl_divergence`/`kl`
+    (TRPO's exact KL) → `kl-divergence/<action>` (or `.../total`),
+    `gradient_norm` → `update-norm/gradient`, `update_norm` →
+    `update-norm/parameters`. Per-action keys `entropy/<name>` and
+    `approx_kl/<name>` (or `kl_divergence/<name>`) keep the action name
+    (flattened, e.g. `entropy/a/b` for a nested action). Other
     keys: `<x>_loss` → `loss/<x>`, `<x>_norm` → `update-norm/<x>`, anything
     else → `metrics/<key>`.
 
@@ -511,6 +513,7 @@ def metric_tag(key: str, action_names: Sequence[str] = ("action",)) -> tuple[str
         "entropy": ("entropy", f"entropy/{single}"),
         "approx_kl": ("kl-divergence", f"kl-divergence/{single}"),
         "kl_divergence": ("kl-divergence", f"kl-divergence/{single}"),
+        "kl": ("kl-divergence", f"kl-divergence/{single}"),
         "gradient_norm": ("update-norm", "update-norm/gradient"),
         "baseline_gradient_norm": ("update-norm", "update-norm/baseline_gradient"),
         "update_norm": ("update-norm", "update-norm/parameters"),

@@ -16,6 +16,7 @@ import pytest
 
 from kerasrl import Agent
 from kerasrl.callbacks import TensorBoard
+from kerasrl.environments import Environment
 from kerasrl.errors import ArgumentError
 from kerasrl.summaries import (
     LABELS,
@@ -459,3 +460,138 @@ def test_dqn_run_with_its_own_metric_names(tmp_path):
     # The target network is not part of update-norm/parameters.
     assert all(v > 0 for v in _values(events, "update-norm/parameters"))
     assert "graph/target_model" in events.Tags()["tensors"]
+
+
+# ---------------------------------------------------------------------- per-action metrics
+class DictActions(Environment):
+    """A tiny episodic task with a dict action: an int `a` and a float vector `b`."""
+
+    def __init__(self, actions=None):
+        super().__init__()
+        self._actions = actions or dict(
+            a=dict(type="int", num_values=3),
+            b=dict(type="float", shape=(2,), min_value=-1.0, max_value=1.0),
+        )
+        self._rng = np.random.default_rng(0)
+        self._t = 0
+
+    def states(self):
+        return dict(type="float", shape=(3,))
+
+    def actions(self):
+        return self._actions
+
+    def max_episode_timesteps(self):
+        return 6
+
+    def reset(self):
+        self._t = 0
+        return self._rng.normal(size=3).astype(np.float32)
+
+    def execute(self, actions):
+        self._t += 1
+        reward = float(np.mean([np.mean(np.asarray(v, np.float32))
+                                for v in keras.tree.flatten(actions)]))
+        return self._rng.normal(size=3).astype(np.float32), self._t >= 6, reward
+
+
+PER_ACTION_TAGS = ("entropy/a", "entropy/b", "entropy/total",
+                   "kl-divergence/a", "kl-divergence/b", "kl-divergence/total")
+
+
+def test_dict_action_ppo_writes_entropy_and_kl_per_action(tmp_path):
+    environment = DictActions()
+    agent = Agent.create(
+        agent="ppo", environment=environment, batch_size=2, multi_step=3,
+        network=[dict(type="dense", size=8)], learning_rate=1e-2, config=dict(seed=3),
+        summarizer=dict(directory=str(tmp_path), labels="all"),
+    )
+    history = agent.fit(environment, episodes=8, verbose=0)
+    agent.close()
+    assert agent.updates >= 3
+    events = _read(get_summarizer(agent).logdir)
+    tags = set(events.Tags()["scalars"])
+    assert set(PER_ACTION_TAGS) <= tags, sorted(tags)
+    assert "entropy/action" not in tags and "kl-divergence/action" not in tags
+    for tag in PER_ACTION_TAGS:
+        values = _values(events, tag)
+        assert len(values) == agent.updates and all(math.isfinite(v) for v in values), tag
+
+    def by_step(tag):
+        return {event.step: event.value for event in events.Scalars(tag)}
+
+    total, a, b = by_step("entropy/total"), by_step("entropy/a"), by_step("entropy/b")
+    assert total.keys() == a.keys() == b.keys()
+    for step, value in total.items():
+        assert value == pytest.approx(a[step] + b[step], abs=1e-4), step
+    # The KL estimates: non-negative, and not all zero after several gradient steps.
+    kl = [_values(events, tag) for tag in ("kl-divergence/a", "kl-divergence/b",
+                                           "kl-divergence/total")]
+    assert all(v >= 0.0 for values in kl for v in values)
+    assert all(max(values) > 0.0 for values in kl)
+    # History (through agent.fit) and agent.last_metrics carry the same keys.
+    for tag, key in (("entropy/a", "entropy/a"), ("entropy/b", "entropy/b"),
+                     ("entropy/total", "entropy"), ("kl-divergence/a", "approx_kl/a"),
+                     ("kl-divergence/b", "approx_kl/b"), ("kl-divergence/total", "approx_kl")):
+        np.testing.assert_allclose(_values(events, tag), history.updates[key], rtol=1e-6,
+                                   atol=1e-7, err_msg=tag)
+        assert agent.last_metrics[key] == pytest.approx(history.updates[key][-1])
+
+
+@pytest.mark.parametrize("name", ["vpg", "a2c", "trpo"])
+def test_dict_action_metrics_in_last_metrics(name):
+    actions = dict(move=dict(x=dict(type="int", num_values=2), y=dict(type="bool")),
+                   turn=dict(type="float", shape=(2,), min_value=-1.0, max_value=1.0))
+    environment = DictActions(actions)
+    kwargs = dict(batch_size=12) if name == "a2c" else dict(batch_size=2)
+    agent = Agent.create(agent=name, environment=environment,
+                         network=[dict(type="dense", size=8)], learning_rate=3e-2,
+                         config=dict(seed=0), **kwargs)
+    history = agent.fit(environment, episodes=6, verbose=0)
+    metrics = agent.last_metrics
+    names = ("move/x", "move/y", "turn")
+    assert {f"entropy/{n}" for n in names} | {f"approx_kl/{n}" for n in names} <= set(metrics)
+    assert metrics["entropy"] == pytest.approx(
+        sum(metrics[f"entropy/{n}"] for n in names), abs=1e-4)
+    # The policy moved during the update: positive KL estimates (total and per action).
+    if name == "trpo":  # exact KL per action, which sums to TRPO's own `kl`
+        assert metrics["kl"] == pytest.approx(
+            sum(metrics[f"approx_kl/{n}"] for n in names), rel=1e-3, abs=1e-7)
+    assert metrics["kl" if name == "trpo" else "approx_kl"] > 0.0
+    assert all(metrics[f"approx_kl/{n}"] > 0.0 for n in names)
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert len(history.updates["entropy/move/x"]) == agent.updates >= 2
+    # A single action keeps today's keys.
+    single = Agent.create(agent=name, environment="CartPole-v1", max_episode_timesteps=20,
+                          network=[dict(type="dense", size=4)], **kwargs)
+    single.fit("CartPole-v1", episodes=3, verbose=0)
+    assert single.updates >= 1
+    assert not [key for key in single.last_metrics if "/" in key]
+    assert "approx_kl" not in single.last_metrics and "entropy" in single.last_metrics
+
+
+def test_kl_metric_tags():
+    assert metric_tag("kl", ["action"]) == ("kl-divergence", "kl-divergence/action")
+    assert metric_tag("kl", ["a", "b"]) == ("kl-divergence", "kl-divergence/total")
+    assert metric_tag("kl_divergence/a/b", ["a/b", "c"]) == (
+        "kl-divergence", "kl-divergence/a/b")
+    assert metric_tag("entropy/a/b", ["a/b", "c"]) == ("entropy", "entropy/a/b")
+
+
+def test_sac_dict_action_entropy_per_action():
+    actions = dict(a=dict(type="float", shape=(2,), min_value=-1.0, max_value=1.0),
+                   b=dict(type="float", shape=(), min_value=-2.0, max_value=2.0))
+    agent = Agent.create(agent="sac", states=dict(type="float", shape=(3,)), actions=actions,
+                         max_episode_timesteps=10, memory=100, batch_size=8,
+                         start_updating=16, network=[dict(type="dense", size=8)],
+                         critic=[dict(type="dense", size=8)], config=dict(seed=0))
+    rng = np.random.default_rng(0)
+    for t in range(24):
+        agent.act(rng.normal(size=3).astype(np.float32))
+        agent.observe(reward=float(rng.normal()), terminal=t % 10 == 9)
+    metrics = agent.last_metrics
+    assert agent.updates > 0 and {"entropy/a", "entropy/b"} <= set(metrics)
+    assert not [key for key in metrics if key.startswith("approx_kl")]
+    assert metrics["entropy"] == pytest.approx(metrics["entropy/a"] + metrics["entropy/b"],
+                                               abs=1e-4)
+    assert metric_tag("entropy/a", list(agent.actions_spec)) == ("entropy", "entropy/a")

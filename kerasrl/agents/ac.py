@@ -18,6 +18,9 @@ Implementation details:
 5. One Adam step per update on the whole batch.
 
 Logged metrics: `policy_loss`, `entropy`, `value_loss`, `loss`, `gradient_norm`.
+With several actions also `entropy/<name>` per action (`entropy` is their
+sum), and `approx_kl` with `approx_kl/<name>`: `E[(ρ-1) - log ρ]` of the policy
+after the update against the one before it, on the update's batch.
 """
 
 from __future__ import annotations

@@ -133,6 +133,11 @@ def _weighted_mean(x, weights):
     return ops.sum(x * weights) / ops.maximum(ops.sum(weights), 1.0)
 
 
+def _approx_kl(log_ratio, weights):
+    """The `E[(ρ-1) - log ρ]` estimate of KL(π_old ‖ π) from `log ρ = log π - log π_old`."""
+    return _weighted_mean((ops.exp(log_ratio) - 1.0) - log_ratio, weights)
+
+
 class OnPolicyAgent(Agent):
     """Base class of policy-gradient agents (see module docstring).
 
@@ -508,16 +513,74 @@ class OnPolicyAgent(Agent):
     def _batch_masks(self, batch):
         return {name: batch[f"masks/{name}"] for name in self._mask_names}
 
-    def _log_prob_entropy(self, params, batch):
+    def _action_terms(self, params, batch) -> dict:
+        """`{action name: (log_prob, entropy)}` of the batch's actions, each `(B,)`."""
         masks = self._batch_masks(batch)
-        log_prob, entropy = None, None
+        terms = {}
         for name, dist in self.distributions.items():
             mask = masks.get(name)
-            lp = dist.log_prob(params[name], batch[f"actions/{name}"], mask=mask)
-            en = dist.entropy(params[name], mask=mask)
+            terms[name] = (dist.log_prob(params[name], batch[f"actions/{name}"], mask=mask),
+                           dist.entropy(params[name], mask=mask))
+        return terms
+
+    @staticmethod
+    def _sum_terms(terms: dict):
+        """The joint `(log_prob, entropy)`: the sums of the per-action terms."""
+        log_prob, entropy = None, None
+        for lp, en in terms.values():
             log_prob = lp if log_prob is None else log_prob + lp
             entropy = en if entropy is None else entropy + en
         return log_prob, entropy
+
+    def _log_prob_entropy(self, params, batch):
+        return self._sum_terms(self._action_terms(params, batch))
+
+    def _action_metric_names(self, kl: bool) -> tuple[str, ...]:
+        """Keys of the per-action metrics (none with a single action).
+
+        Args:
+            kl: Whether `approx_kl/<name>` keys are included.
+
+        Returns:
+            `entropy/<name>` (and `approx_kl/<name>`) for every action name.
+        """
+        if len(self.actions_spec) < 2:
+            return ()
+        names = tuple(f"entropy/{name}" for name in self.actions_spec)
+        if kl:
+            names += tuple(f"approx_kl/{name}" for name in self.actions_spec)
+        return names
+
+    def _action_metrics(self, terms: dict, batch, weights, kl: bool) -> dict:
+        """Per-action `entropy/<name>` (and `approx_kl/<name>`) of one step.
+
+        With a single action there are none (the totals say it all). The KL
+        estimate compares with the per-action reference log-probabilities
+        `log_prob/<name>` that `_update_program` puts into the batch.
+        """
+        if len(terms) < 2:
+            return {}
+        metrics = {f"entropy/{name}": _weighted_mean(entropy, weights)
+                   for name, (_, entropy) in terms.items()}
+        if kl:
+            for name, (log_prob, _) in terms.items():
+                metrics[f"approx_kl/{name}"] = _approx_kl(
+                    log_prob - batch[f"log_prob/{name}"], weights)
+        return metrics
+
+    def _kl_after_update(self, batch, weights) -> dict:
+        """`approx_kl` (and per action) of the updated policy from the reference one.
+
+        For agents whose objective has no KL metric: one more policy pass on
+        the batch after the update, inside the compiled update.
+        """
+        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        terms = self._action_terms(params, batch)
+        log_prob, _ = self._sum_terms(terms)
+        metrics = {"approx_kl": _approx_kl(log_prob - batch["log_prob"], weights)}
+        for name, (term, _) in terms.items():
+            metrics[f"approx_kl/{name}"] = _approx_kl(term - batch[f"log_prob/{name}"], weights)
+        return {k: ops.stop_gradient(v) for k, v in metrics.items()}
 
     def _l2_penalty(self, variables):
         total = 0.0
@@ -564,14 +627,13 @@ class OnPolicyAgent(Agent):
         totals = kbackend.fori_loop(0, steps, body, init)
         return {k: v / ops.cast(steps, "float32") for k, v in totals.items()}
 
-    def _update_program(self, batch, valid, hyper):
-        # The reference log-probabilities of the importance ratio come from the
-        # policy as it is at the start of the update (Tensorforce's semantics):
-        # for fresh rollouts this equals the acting policy; for Tensorforce's
-        # sliding windows of recent episodes it keeps older episodes usable.
-        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
-        reference, _ = self._log_prob_entropy(params, batch)
-        batch = {**batch, "log_prob": ops.stop_gradient(reference)}
+    def _baseline_and_advantage(self, batch, valid, hyper) -> tuple[dict, dict]:
+        """The baseline's own optimizer step, then the advantage the policy step uses.
+
+        Returns:
+            `(batch, metrics)`: the batch with its final `advantage` (late and
+            normalized where configured) and the baseline step's metrics.
+        """
         metrics = {}
         if self.baseline_optimizer_spec is not None:
             metrics.update(self._optimize(
@@ -591,13 +653,33 @@ class OnPolicyAgent(Agent):
             mean = _weighted_mean(advantage, valid)
             std = ops.sqrt(_weighted_mean(ops.square(advantage - mean), valid))
             batch = {**batch, "advantage": (advantage - mean) / (std + 1e-8)}
-        names = self.policy_metrics + ("loss", "gradient_norm")
+        return batch, metrics
+
+    def _update_program(self, batch, valid, hyper):
+        # The reference log-probabilities of the importance ratio come from the
+        # policy as it is at the start of the update (Tensorforce's semantics):
+        # for fresh rollouts this equals the acting policy; for Tensorforce's
+        # sliding windows of recent episodes it keeps older episodes usable.
+        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        terms = self._action_terms(params, batch)
+        reference, _ = self._sum_terms(terms)
+        batch = {**batch, "log_prob": ops.stop_gradient(reference)}
+        multiple = len(terms) > 1
+        if multiple:  # per-action references of the per-action KL metrics
+            batch.update({f"log_prob/{name}": ops.stop_gradient(log_prob)
+                          for name, (log_prob, _) in terms.items()})
+        batch, metrics = self._baseline_and_advantage(batch, valid, hyper)
+        has_kl = "approx_kl" in self.policy_metrics
+        names = self.policy_metrics + self._action_metric_names(has_kl) + ("loss",
+                                                                           "gradient_norm")
         if self.has_baseline and self.baseline_optimizer_spec is None:
             names = names + ("value_loss",)
         metrics.update(self._optimize(
             self._main_objective, self.optimizer_spec, self._main_variables, batch,
             valid, hyper, hyper["steps"], hyper["rows"], names,
         ))
+        if multiple and not has_kl:
+            metrics.update(self._kl_after_update(batch, valid))
         return metrics
 
     def _hyper(self, n: int) -> dict:
@@ -615,24 +697,6 @@ class OnPolicyAgent(Agent):
         return hyper
 
     # ------------------------------------------------------------------ acting
-    def _full_masks(self, masks: dict, size: int) -> dict:
-        if len(masks) == len(self._mask_names):
-            return masks
-        cache = self._mask_cache.get(size)
-        if cache is None:
-            cache = {
-                name: np.ones((size,) + self.actions_spec[name].mask_shape(), np.bool_)
-                for name in self._mask_names
-            }
-            self._mask_cache[size] = cache
-        return {**cache, **masks}
-
-    def _exploration_values(self, independent: bool) -> dict:
-        if independent:
-            return {k: np.float32(p.final_value()) for k, p in self.exploration.items()}
-        counters = self._counters()
-        return {k: np.float32(p.value(counters)) for k, p in self.exploration.items()}
-
     def _act_batch(self, states, masks, slots, independent, deterministic):
         size = next(iter(states.values())).shape[0]
         if independent:

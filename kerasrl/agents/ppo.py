@@ -25,7 +25,9 @@ Implementation details (CleanRL style):
 
 Logged metrics (`agent.last_metrics`): `policy_loss`, `entropy`, `approx_kl`
 (`E[(ρ-1) - log ρ]`), `clip_fraction`, `value_loss`, `loss`, `gradient_norm`,
-each averaged over the update's gradient steps.
+each averaged over the update's gradient steps. With several actions also
+`entropy/<name>` and `approx_kl/<name>` per action (flattened action names;
+`entropy` is their sum, `approx_kl` the same estimate on the joint ratio).
 """
 
 from __future__ import annotations
@@ -174,7 +176,8 @@ class PPO(OnPolicyAgent):
     def policy_objective(self, batch, weights, hyper):
         """The clipped surrogate loss of one gradient step (see module docstring)."""
         params = kbackend.call_model(self.policy_model, self._batch_states(batch), training=True)
-        log_prob, entropy = self._log_prob_entropy(params, batch)
+        terms = self._action_terms(params, batch)
+        log_prob, entropy = self._sum_terms(terms)
         log_ratio = log_prob - batch["log_prob"]
         ratio = ops.exp(log_ratio)
         advantage = batch["advantage"]
@@ -190,5 +193,6 @@ class PPO(OnPolicyAgent):
             "approx_kl": _weighted_mean((ratio - 1.0) - log_ratio, weights),
             "clip_fraction": _weighted_mean(
                 ops.cast(ops.abs(ratio - 1.0) > clip, "float32"), weights),
+            **self._action_metrics(terms, batch, weights, kl=True),
         }
         return loss, metrics

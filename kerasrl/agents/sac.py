@@ -33,7 +33,10 @@ Implementation details (CleanRL style):
 Logged metrics (`agent.last_metrics`): `critic_loss`, `actor_loss`,
 `alpha_loss`, `alpha`, `entropy` (`-mean log π` of the actor's samples, in
 normalized units), `q_value`, `critic_gradient_norm`, `actor_gradient_norm`,
-averaged over the update's gradient steps.
+averaged over the update's gradient steps. With several actions also
+`entropy/<name>` per action (the same estimate on that action's dimensions;
+`entropy` is their sum). There is no KL metric: an off-policy update keeps no
+reference policy.
 """
 
 from __future__ import annotations
@@ -47,11 +50,8 @@ from keras import ops
 
 from kerasrl import backend as kbackend
 from kerasrl import distributions as kdistributions
-from kerasrl import parameters
 from kerasrl.agents.off_policy import (
     ContinuousActorCritic,
-    _positive_int,
-    _weight,
     build_critic,
     l2_penalty,
     network_of_policy,
@@ -152,14 +152,9 @@ class SAC(ContinuousActorCritic):
         config: Any = None,
         **kwargs: Any,
     ):
-        arguments = {k: v for k, v in locals().items()
-                     if k not in ("self", "states", "actions", "max_episode_timesteps",
-                                  "kwargs", "parallel_interactions", "config", "__class__")}
+        arguments = self._constructor_arguments(locals())
         name = self.agent_type
-        if variable_noise not in (0, 0.0, None):
-            raise ArgumentError.invalid(
-                "variable_noise", "0.0 (parameter noise is not available yet)", variable_noise
-            )
+        self._check_unsupported(variable_noise)
         network = network_of_policy(network, policy, "parametrized_distributions")
         if alpha != "auto" and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
                                 or alpha <= 0):
@@ -174,24 +169,16 @@ class SAC(ContinuousActorCritic):
             raise ArgumentError.invalid("target_entropy", "'auto' or a float", target_entropy,
                                         where=f"agent '{name}'")
         super().__init__(
-            states, actions, max_episode_timesteps,
-            memory=memory, batch_size=batch_size, update_frequency=update_frequency,
-            start_updating=start_updating, update=update, multi_step=multi_step,
-            discount=discount, horizon=horizon, predict_terminal_values=predict_terminal_values,
-            reward_processing=reward_processing, exploration=exploration,
-            parallel_interactions=parallel_interactions, config=config, **kwargs,
+            states, actions, max_episode_timesteps, parallel_interactions=parallel_interactions,
+            config=config, **self._base_arguments(arguments), **kwargs,
         )
-        self.target_update_weight = _weight(target_update_weight, "target_update_weight", name)
-        self.target_sync_frequency = _positive_int(target_sync_frequency,
-                                                   "target_sync_frequency", name)
-        self.l2_regularization = parameters.create(l2_regularization, "l2_regularization")
-        self._init_action_layout()
+        self._init_actor_critic(optimizer, critic_optimizer, learning_rate, max_grad_norm)
+        if len(self._layout) > 1:  # per-action entropies too
+            self.metric_names = type(self).metric_names + tuple(
+                f"entropy/{entry['name']}" for entry in self._layout)
         self.tune_alpha = alpha == "auto"
         self.target_entropy = float(-self.action_size if target_entropy == "auto"
                                     else target_entropy)
-        self.optimizer_spec = self._optimizer(optimizer, learning_rate, max_grad_norm, "optimizer")
-        self.critic_optimizer_spec = self._critic_optimizer(critic_optimizer, learning_rate,
-                                                            max_grad_norm)
         self.alpha_optimizer_spec = self._optimizer(alpha_optimizer, learning_rate, None,
                                                     "alpha_optimizer") if self.tune_alpha else None
         initial = float(initial_alpha if self.tune_alpha else alpha)
@@ -224,28 +211,12 @@ class SAC(ContinuousActorCritic):
         self._target_variable_pairs = (
             self._target_pairs(self.target_critic_model, self.critic_model, "critic")
             + self._target_pairs(self.target_critic2_model, self.critic2_model, "second critic"))
-        for model in (self.target_critic_model, self.target_critic2_model):
-            for layer in model.layers:
-                layer.trainable = False
-        self._actor_variables = list(self.policy_model.trainable_variables)
-        self._critic_variables = (list(self.critic_model.trainable_variables)
-                                  + list(self.critic2_model.trainable_variables))
-        self.optimizer_spec.optimizer.build(self._actor_variables)
-        self.critic_optimizer_spec.optimizer.build(self._critic_variables)
-        variables = []
-        for model in self._models().values():
-            variables += list(model.variables)
-        variables += list(self.optimizer_spec.optimizer.variables)
-        variables += list(self.critic_optimizer_spec.optimizer.variables)
-        variables.append(self.log_alpha)
+        self._freeze([self.target_critic_model, self.target_critic2_model])
+        self._build_optimizers([self.critic_model, self.critic2_model])
         if self.tune_alpha:
             self.alpha_optimizer_spec.optimizer.build([self.log_alpha])
-            variables += list(self.alpha_optimizer_spec.optimizer.variables)
         self._bounded = self._bounded_mask()
-        self._compile(variables, list(self.policy_model.variables))
-        self._store_spec(**{k: parameters.get_config(v) if isinstance(v, parameters.Parameter)
-                            else v for k, v in arguments.items()
-                            if v is not None or k in ("batch_size", "memory")})
+        self._finish_init(arguments, list(self.policy_model.variables))
 
     # ------------------------------------------------------------------ construction
     def _optimizer_specs(self) -> dict:
@@ -263,11 +234,6 @@ class SAC(ContinuousActorCritic):
         self._sync_weights()
         return float(np.exp(keras.ops.convert_to_numpy(self.log_alpha.value)))
 
-    def _hyper(self) -> dict:
-        hyper = super()._hyper()
-        hyper["l2_regularization"] = np.float32(self.l2_regularization.value(self._counters()))
-        return hyper
-
     def _update_noise(self, num_batches: int, batch_size: int) -> dict:
         shape = (num_batches, batch_size, self.action_size)
         return {"noise/current": self._rng.standard_normal(shape).astype(np.float32),
@@ -276,6 +242,11 @@ class SAC(ContinuousActorCritic):
     # ------------------------------------------------------------------ compiled programs
     def _sample(self, params, noise):
         """Reparameterized normalized actions `(B, D)` and their log-probabilities `(B,)`."""
+        y, log_prob = self._sample_terms(params, noise)
+        return y, ops.sum(log_prob, axis=-1)
+
+    def _sample_terms(self, params, noise):
+        """Like `_sample`, with the log-probability per dimension `(B, D)`."""
         mean = self._flat_params(params, "mean")
         log_stddev = ops.clip(self._flat_params(params, "log_stddev"), *_LOG_STDDEV_RANGE)
         u = mean + ops.exp(log_stddev) * noise
@@ -284,7 +255,7 @@ class SAC(ContinuousActorCritic):
         correction = 2.0 * (math.log(2.0) - u - ops.softplus(-2.0 * u))
         if not self._bounded.all():
             correction = correction * ops.convert_to_tensor(self._bounded)
-        return y, ops.sum(log_prob - correction, axis=-1)
+        return y, log_prob - correction
 
     def _act_program(self, states, masks, exploration, deterministic: bool):
         params = kbackend.call_model(self.policy_model, states)
@@ -320,13 +291,20 @@ class SAC(ContinuousActorCritic):
         states = self._batch_states(batch)
         alpha = ops.exp(ops.stop_gradient(self.log_alpha.value))
         params = kbackend.call_model(self.policy_model, states, training=True)
-        y, log_prob = self._sample(params, batch["noise/current"])
+        y, terms = self._sample_terms(params, batch["noise/current"])
+        log_prob = ops.sum(terms, axis=-1)
         inputs = self._critic_inputs(states, y)
         q = ops.minimum(kbackend.call_model(self.critic_model, inputs),
                         kbackend.call_model(self.critic2_model, inputs))
         loss = ops.mean(alpha * log_prob - q)
         loss = loss + hyper["l2_regularization"] * l2_penalty(self._actor_variables)
-        return loss, {"log_prob": ops.mean(log_prob)}
+        aux = {"log_prob": ops.mean(log_prob)}
+        if len(self._layout) > 1:  # per action: the sum over its own dimensions
+            for entry in self._layout:
+                start = entry["offset"]
+                aux[f"log_prob/{entry['name']}"] = ops.mean(ops.sum(
+                    terms[:, start:start + entry["size"]], axis=-1))
+        return loss, aux
 
     def _alpha_loss(self, mean_log_prob):
         loss = -self.log_alpha.value * ops.stop_gradient(mean_log_prob + self.target_entropy)
@@ -351,10 +329,14 @@ class SAC(ContinuousActorCritic):
             alpha_loss = ops.zeros((), "float32")
         weight = self.target_update_weight * self._every(step, self.target_sync_frequency)
         polyak(self._target_variable_pairs, weight)
-        return {**metrics, "critic_loss": critic_loss, "actor_loss": actor_loss,
-                "alpha_loss": alpha_loss, "alpha": ops.exp(self.log_alpha.value),
-                "entropy": -mean_log_prob, "critic_gradient_norm": critic_norm,
-                "actor_gradient_norm": actor_norm}
+        metrics = {**metrics, "critic_loss": critic_loss, "actor_loss": actor_loss,
+                   "alpha_loss": alpha_loss, "alpha": ops.exp(self.log_alpha.value),
+                   "entropy": -mean_log_prob, "critic_gradient_norm": critic_norm,
+                   "actor_gradient_norm": actor_norm}
+        for key, value in actor_aux.items():
+            if key.startswith("log_prob/"):
+                metrics[f"entropy/{key[len('log_prob/'):]}"] = -ops.stop_gradient(value)
+        return metrics
 
     # ------------------------------------------------------------------ checkpoint state
     def _models(self) -> dict:

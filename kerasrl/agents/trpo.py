@@ -36,7 +36,10 @@ Logged metrics (`agent.last_metrics`): `policy_loss`, `entropy` and `loss`
 from the old one on the batch), `step_fraction` (accepted share of the full
 step, 0 when rejected), `backtracks`, `accepted`, `gradient_norm`,
 `expected_improvement` (`-gᵀ step` for the full step), `cg_residual`, and with
-a baseline `value_loss` and `baseline_gradient_norm`.
+a baseline `value_loss` and `baseline_gradient_norm`. With several actions also
+`entropy/<name>` (before the step; `entropy` is their sum) and
+`approx_kl/<name>`: the exact mean KL of that action's distribution after the
+step (their sum is `kl`; the key is shared with the other on-policy agents).
 """
 
 from __future__ import annotations
@@ -197,46 +200,34 @@ class TRPO(OnPolicyAgent):
     def policy_objective(self, batch, weights, hyper):
         """The importance-sampled surrogate loss `-mean(ρ A) - c H(π)` (+ L2)."""
         params = kbackend.call_model(self.policy_model, self._batch_states(batch))
-        log_prob, entropy = self._log_prob_entropy(params, batch)
+        terms = self._action_terms(params, batch)
+        log_prob, entropy = self._sum_terms(terms)
         ratio = ops.exp(log_prob - batch["log_prob"])
         policy_loss = -_weighted_mean(ratio * batch["advantage"], weights)
         entropy = _weighted_mean(entropy, weights)
         loss = policy_loss - hyper["entropy_regularization"] * entropy
         loss = loss + hyper["l2_regularization"] * self._l2_penalty(
             self.policy_model.trainable_variables)
-        return loss, {"policy_loss": policy_loss, "entropy": entropy}
+        return loss, {"policy_loss": policy_loss, "entropy": entropy,
+                      **self._action_metrics(terms, batch, weights, kl=False)}
+
+    def _kl_terms(self, batch, old_params) -> dict:
+        """`{action name: KL(π_old ‖ π_θ)}` per batch row, `(B,)` each."""
+        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        masks = self._batch_masks(batch)
+        return {name: dist.kl_divergence(old_params[name], params[name], mask=masks.get(name))
+                for name, dist in self.distributions.items()}
 
     def policy_kl(self, batch, weights, old_params):
         """Mean KL(π_old ‖ π_θ) over the weighted batch (π_old given by `old_params`)."""
-        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
-        masks = self._batch_masks(batch)
         kl = None
-        for name, dist in self.distributions.items():
-            term = dist.kl_divergence(old_params[name], params[name], mask=masks.get(name))
+        for term in self._kl_terms(batch, old_params).values():
             kl = term if kl is None else kl + term
         return _weighted_mean(kl, weights)
 
     # ------------------------------------------------------------------ update
     def _update_program(self, batch, valid, hyper):
-        metrics = {}
-        if self.baseline_optimizer_spec is not None:
-            metrics.update(self._optimize(
-                self.value_objective, self.baseline_optimizer_spec,
-                self._baseline_variables, batch, valid, hyper, hyper["baseline_steps"],
-                hyper["baseline_rows"], ("value_loss", "baseline_gradient_norm"),
-                norm_name="baseline_gradient_norm",
-            ))
-        if self.has_baseline and self.gae_decay == 0.0 and self.estimate_advantage:
-            # Tensorforce's "late" advantage: the return minus V(s) predicted
-            # after the baseline's step.
-            value = ops.stop_gradient(kbackend.call_model(
-                self.baseline_model, self._batch_states(batch)))
-            batch = {**batch, "advantage": batch["return"] - value}
-        if self.normalize_advantages:
-            advantage = batch["advantage"]
-            mean = _weighted_mean(advantage, valid)
-            std = ops.sqrt(_weighted_mean(ops.square(advantage - mean), valid))
-            batch = {**batch, "advantage": (advantage - mean) / (std + 1e-8)}
+        batch, metrics = self._baseline_and_advantage(batch, valid, hyper)
         weights = valid
         fraction = self.optimizer_spec.subsampling_fraction
         if not (isinstance(fraction, float) and fraction >= 1.0):
@@ -254,6 +245,11 @@ class TRPO(OnPolicyAgent):
         metrics.update(policy_metrics)
         metrics.update(step_metrics)
         metrics["loss"] = loss
+        if len(self.actions_spec) > 1:
+            # Per action, the exact KL of the updated policy (as `kl`, which is
+            # their sum), from one more policy pass inside the compiled update.
+            for name, term in self._kl_terms(batch, old_params).items():
+                metrics[f"approx_kl/{name}"] = ops.stop_gradient(_weighted_mean(term, weights))
         return metrics
 
     def _hyper(self, n: int) -> dict:

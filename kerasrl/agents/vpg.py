@@ -15,7 +15,11 @@ Implementation details:
    step per update (`multi_step=1`).
 
 Logged metrics (`agent.last_metrics`): `policy_loss`, `entropy`, `loss`,
-`gradient_norm`, and `value_loss` with a baseline.
+`gradient_norm`, and `value_loss` with a baseline. With several actions also
+`entropy/<name>` per action (`entropy` is their sum), and `approx_kl` with
+`approx_kl/<name>`: `E[(ρ-1) - log ρ]` of the policy after the update against
+the one before it, on the update's batch (one more policy pass inside the
+compiled update).
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from kerasrl.optimizers import OptimizerSpec
 def policy_gradient_objective(agent, batch, weights, hyper):
     """`-E[log π(a|s) A] - c H(π)` over the weighted batch."""
     params = kbackend.call_model(agent.policy_model, agent._batch_states(batch), training=True)
-    log_prob, entropy = agent._log_prob_entropy(params, batch)
+    terms = agent._action_terms(params, batch)
+    log_prob, entropy = agent._sum_terms(terms)
     policy_loss = -_weighted_mean(log_prob * batch["advantage"], weights)
     entropy = _weighted_mean(entropy, weights)
     loss = policy_loss - hyper["entropy_regularization"] * entropy
-    return loss, {"policy_loss": policy_loss, "entropy": entropy}
+    return loss, {"policy_loss": policy_loss, "entropy": entropy,
+                  **agent._action_metrics(terms, batch, weights, kl=False)}
 
 
 def optimizer_config(optimizer: Any, learning_rate: Any, max_grad_norm: Any, **defaults) -> dict:
