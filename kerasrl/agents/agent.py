@@ -543,6 +543,29 @@ class Agent:
     def _observe_batch(self, reward: np.ndarray, terminal: np.ndarray, slots: np.ndarray) -> int:
         return 0
 
+    # Helpers of the agents with networks; they set `_mask_names` (the int
+    # actions with masks), `_mask_cache` (a dict), `exploration` (a parameter
+    # per action) and define `_counters()`.
+    def _full_masks(self, masks: dict, size: int) -> dict:
+        """`masks` completed with all-true masks (cached per batch size) for missing actions."""
+        if len(masks) == len(self._mask_names):
+            return masks
+        cache = self._mask_cache.get(size)
+        if cache is None:
+            cache = {
+                name: np.ones((size,) + self.actions_spec[name].mask_shape(), np.bool_)
+                for name in self._mask_names
+            }
+            self._mask_cache[size] = cache
+        return {**cache, **masks}
+
+    def _exploration_values(self, independent: bool) -> dict:
+        """The exploration value per action: now, or the final one for independent acting."""
+        if independent:
+            return {k: np.float32(p.final_value()) for k, p in self.exploration.items()}
+        counters = self._counters()
+        return {k: np.float32(p.value(counters)) for k, p in self.exploration.items()}
+
     def _reset_buffers(self) -> None:
         pass
 

@@ -51,16 +51,13 @@ from keras import ops
 
 from kerasrl import backend as kbackend
 from kerasrl import distributions as kdistributions
-from kerasrl import parameters
 from kerasrl.agents.off_policy import (
     ContinuousActorCritic,
     _positive_int,
-    _weight,
     build_critic,
     l2_penalty,
     network_of_policy,
     polyak,
-    warn_ignored,
 )
 from kerasrl.errors import ArgumentError
 from kerasrl.networks import NetworkBuilder
@@ -165,45 +162,22 @@ class DDPG(ContinuousActorCritic):
         config: Any = None,
         **kwargs: Any,
     ):
-        arguments = {k: v for k, v in locals().items()
-                     if k not in ("self", "states", "actions", "max_episode_timesteps",
-                                  "kwargs", "parallel_interactions", "config", "__class__")}
+        arguments = self._constructor_arguments(locals())
         name = self.agent_type
-        if variable_noise not in (0, 0.0, None):
-            raise ArgumentError.invalid(
-                "variable_noise", "0.0 (parameter noise is not available yet)", variable_noise
-            )
-        if return_processing is not None:
-            raise ArgumentError.invalid(
-                "return_processing", f"None (agent '{name}' has no returns to process)",
-                return_processing,
-            )
-        if entropy_regularization not in (0, 0.0, None):
-            warn_ignored("entropy_regularization", entropy_regularization, name)
+        self._check_unsupported(variable_noise, return_processing, entropy_regularization)
         network = network_of_policy(network, policy, "parametrized_distributions")
         for key, value in (("target_policy_noise", target_policy_noise),
                            ("target_noise_clip", target_noise_clip)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ArgumentError.invalid(key, "a float >= 0", value, where=f"agent '{name}'")
         super().__init__(
-            states, actions, max_episode_timesteps,
-            memory=memory, batch_size=batch_size, update_frequency=update_frequency,
-            start_updating=start_updating, update=update, multi_step=multi_step,
-            discount=discount, horizon=horizon, predict_terminal_values=predict_terminal_values,
-            reward_processing=reward_processing, exploration=exploration,
-            parallel_interactions=parallel_interactions, config=config, **kwargs,
+            states, actions, max_episode_timesteps, parallel_interactions=parallel_interactions,
+            config=config, **self._base_arguments(arguments), **kwargs,
         )
-        self.target_update_weight = _weight(target_update_weight, "target_update_weight", name)
-        self.target_sync_frequency = _positive_int(target_sync_frequency,
-                                                   "target_sync_frequency", name)
         self.policy_delay = _positive_int(policy_delay, "policy_delay", name)
         self.target_policy_noise = float(target_policy_noise)
         self.target_noise_clip = float(target_noise_clip)
-        self.l2_regularization = parameters.create(l2_regularization, "l2_regularization")
-        self.optimizer_spec = self._optimizer(optimizer, learning_rate, max_grad_norm, "optimizer")
-        self.critic_optimizer_spec = self._critic_optimizer(critic_optimizer, learning_rate,
-                                                            max_grad_norm)
-        self._init_action_layout()
+        self._init_actor_critic(optimizer, critic_optimizer, learning_rate, max_grad_norm)
 
         # ---------------------------------------------------------------- networks
         self.network_builder = NetworkBuilder()
@@ -229,24 +203,10 @@ class DDPG(ContinuousActorCritic):
             pairs += self._target_pairs(self.target_critic2_model, self.critic2_model,
                                         "second critic")
         self._target_variable_pairs = pairs
-        for model in self._target_models():
-            for layer in model.layers:
-                layer.trainable = False
-        self._actor_variables = list(self.policy_model.trainable_variables)
-        self._critic_variables = list(self.critic_model.trainable_variables)
-        if self.twin:
-            self._critic_variables += list(self.critic2_model.trainable_variables)
-        self.optimizer_spec.optimizer.build(self._actor_variables)
-        self.critic_optimizer_spec.optimizer.build(self._critic_variables)
-        variables = []
-        for model in self._models().values():
-            variables += list(model.variables)
-        variables += list(self.optimizer_spec.optimizer.variables)
-        variables += list(self.critic_optimizer_spec.optimizer.variables)
-        self._compile(variables, list(self.policy_model.variables))
-        self._store_spec(**{k: parameters.get_config(v) if isinstance(v, parameters.Parameter)
-                            else v for k, v in arguments.items()
-                            if v is not None or k in ("batch_size", "memory")})
+        self._freeze(self._target_models())
+        self._build_optimizers([self.critic_model, self.critic2_model] if self.twin
+                               else [self.critic_model])
+        self._finish_init(arguments, list(self.policy_model.variables))
 
     # ------------------------------------------------------------------ construction
     def _build_actor(self, builder, network, preprocessing, name, prefix):
@@ -274,11 +234,6 @@ class DDPG(ContinuousActorCritic):
 
     def _optimizer_specs(self) -> dict:
         return {"optimizer": self.optimizer_spec, "critic_optimizer": self.critic_optimizer_spec}
-
-    def _hyper(self) -> dict:
-        hyper = super()._hyper()
-        hyper["l2_regularization"] = np.float32(self.l2_regularization.value(self._counters()))
-        return hyper
 
     def _update_noise(self, num_batches: int, batch_size: int) -> dict:
         if self.target_policy_noise <= 0.0:

@@ -48,24 +48,18 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from kerasrl import backend as kbackend
 from kerasrl import distributions as kdistributions
-from kerasrl import parameters
 from kerasrl.agents.off_policy import (
     OffPolicyAgent,
-    _positive_int,
-    _weight,
     l2_penalty,
     network_of_policy,
     polyak,
-    warn_ignored,
 )
 from kerasrl.errors import ArgumentError
 from kerasrl.networks import NetworkBuilder
-from kerasrl.optimizers import OptimizerSpec
 from kerasrl.specs import ValueSpec
 
 #: Default exploration of the DQN agents: ε decays linearly from 1.0 to 0.05
@@ -164,58 +158,21 @@ class DQN(OffPolicyAgent):
         config: Any = None,
         **kwargs: Any,
     ):
-        arguments = {k: v for k, v in locals().items()
-                     if k not in ("self", "states", "actions", "max_episode_timesteps",
-                                  "kwargs", "parallel_interactions", "config", "__class__")}
-        name = self.agent_type
-        if variable_noise not in (0, 0.0, None):
-            raise ArgumentError.invalid(
-                "variable_noise", "0.0 (parameter noise is not available yet)", variable_noise
-            )
-        if return_processing is not None:
-            raise ArgumentError.invalid(
-                "return_processing", f"None (agent '{name}' has no returns to process)",
-                return_processing,
-            )
-        if entropy_regularization not in (0, 0.0, None):
-            warn_ignored("entropy_regularization", entropy_regularization, name)
+        arguments = self._constructor_arguments(locals())
+        self._check_unsupported(variable_noise, return_processing, entropy_regularization)
         network = network_of_policy(network, policy, "parametrized_value_policy")
         if huber_loss is not None and (isinstance(huber_loss, bool) or not isinstance(
                 huber_loss, (int, float)) or huber_loss <= 0):
             raise ArgumentError.invalid("huber_loss", "None or a positive float", huber_loss,
-                                        where=f"agent '{name}'")
+                                        where=f"agent '{self.agent_type}'")
         if exploration is None:
-            exploration = dict(DEFAULT_EXPLORATION)
-            arguments["exploration"] = exploration
+            arguments["exploration"] = dict(DEFAULT_EXPLORATION)
         super().__init__(
-            states, actions, max_episode_timesteps,
-            memory=memory, batch_size=batch_size, update_frequency=update_frequency,
-            start_updating=start_updating, update=update, multi_step=multi_step,
-            discount=discount, horizon=horizon, predict_terminal_values=predict_terminal_values,
-            reward_processing=reward_processing, exploration=exploration,
-            parallel_interactions=parallel_interactions, config=config, **kwargs,
+            states, actions, max_episode_timesteps, parallel_interactions=parallel_interactions,
+            config=config, **self._base_arguments(arguments), **kwargs,
         )
         self.huber_loss = None if huber_loss is None else float(huber_loss)
-        self.target_update_weight = _weight(target_update_weight, "target_update_weight", name)
-        self.target_sync_frequency = _positive_int(target_sync_frequency,
-                                                   "target_sync_frequency", name)
-        self.l2_regularization = parameters.create(l2_regularization, "l2_regularization")
-        optimizer_config: dict = {"type": "adam"}
-        if isinstance(optimizer, str):
-            optimizer_config = {"type": optimizer}
-        elif isinstance(optimizer, dict):
-            optimizer_config = dict(optimizer)
-        elif optimizer is not None:
-            raise ArgumentError.invalid("optimizer", "None, an optimizer name or dict", optimizer)
-        optimizer_config.setdefault("learning_rate", learning_rate)
-        if max_grad_norm is not None:
-            optimizer_config.setdefault("gradient_norm_clipping", max_grad_norm)
-        self.optimizer_spec = OptimizerSpec(optimizer_config, name="optimizer")
-        if self.optimizer_spec.multi_step != 1 or self.optimizer_spec.subsampling_fraction != 1.0:
-            raise ArgumentError.invalid(
-                "optimizer", "no multi_step/subsampling_fraction (use the agent's multi_step)",
-                optimizer,
-            )
+        self.optimizer_spec = self._optimizer(optimizer, learning_rate, max_grad_norm, "optimizer")
 
         # ---------------------------------------------------------------- networks
         self._q_specs = {
@@ -233,18 +190,12 @@ class DQN(OffPolicyAgent):
                                            "policy", "")
         self.target_q_model = self._build_q_model(NetworkBuilder(), network, state_preprocessing,
                                                   "target", "target_")
-        for layer in self.target_q_model.layers:
-            layer.trainable = False
+        self._freeze([self.target_q_model])
         self._target_variable_pairs = self._target_pairs(self.target_q_model, self.q_model,
                                                          "Q-network")
         self._q_variables = list(self.q_model.trainable_variables)
         self.optimizer_spec.optimizer.build(self._q_variables)
-        variables = (list(self.q_model.variables) + list(self.target_q_model.variables)
-                     + list(self.optimizer_spec.optimizer.variables))
-        self._compile(variables, list(self.q_model.variables))
-        self._store_spec(**{k: parameters.get_config(v) if isinstance(v, parameters.Parameter)
-                            else v for k, v in arguments.items()
-                            if v is not None or k in ("batch_size", "memory")})
+        self._finish_init(arguments, list(self.q_model.variables))
 
     @property
     def policy_model(self) -> keras.Model:
@@ -304,11 +255,6 @@ class DQN(OffPolicyAgent):
 
     def _optimizer_specs(self) -> dict:
         return {"optimizer": self.optimizer_spec}
-
-    def _hyper(self) -> dict:
-        hyper = super()._hyper()
-        hyper["l2_regularization"] = np.float32(self.l2_regularization.value(self._counters()))
-        return hyper
 
     # ------------------------------------------------------------------ Q-values
     def _q_values(self, params, mask):

@@ -30,12 +30,14 @@ the online weights, and updated inside the compiled update, on variable
 values: `target ← w·online + (1-w)·target` (`w = 1` copies) on the gradient
 steps whose 1-based index is a multiple of the sync frequency.
 
-Subclasses build their models and optimizers, then call `_compile()`, and
-implement `_act_program` and `_train_step`.
+Subclasses take their constructor's arguments with `_constructor_arguments`,
+check the Tensorforce arguments they do not support with `_check_unsupported`,
+pass the replay arguments on with `_base_arguments`, build their models and
+optimizers, then call `_finish_init()`, and implement `_act_program` and
+`_train_step`.
 
-Helpers copied from `kerasrl.agents.on_policy` (which is owned by another
-module and not imported beyond `parse_update`): the reward `clipping`
-processing, the per-action exploration parsing and the full-mask cache.
+From `kerasrl.agents.on_policy`: `parse_update` and the reward `clipping`
+processing. The full-mask cache and the exploration values live in `Agent`.
 """
 
 from __future__ import annotations
@@ -51,22 +53,11 @@ from keras import ops
 from kerasrl import backend as kbackend
 from kerasrl import parameters
 from kerasrl.agents.agent import Agent
+from kerasrl.agents.on_policy import _clipping as clipping
 from kerasrl.agents.on_policy import parse_update
 from kerasrl.errors import ArgumentError
 from kerasrl.optimizers import OptimizerSpec
 from kerasrl.replay import NStepWindow, ReplayMemory
-
-
-def clipping(spec: Any, argument: str):
-    """Reward processing: None or `dict(type='clipping', lower, upper)` → host function."""
-    if spec is None:
-        return None
-    if isinstance(spec, Mapping) and spec.get("type") == "clipping":
-        lower, upper = spec.get("lower"), spec.get("upper")
-        return lambda x: np.clip(x, lower, upper)
-    raise ArgumentError.invalid(
-        argument, "None or dict(type='clipping', lower=..., upper=...)", spec
-    )
 
 
 def l2_penalty(variables) -> Any:
@@ -151,6 +142,18 @@ def network_of_policy(network: Any, policy: Any, policy_type: str) -> Any:
     return policy
 
 
+#: Constructor arguments of the agents that `get_config()` does not list among
+#: the agent's own arguments (`Agent._store_spec` adds those it needs).
+_NOT_STORED = ("self", "states", "actions", "max_episode_timesteps", "kwargs",
+               "parallel_interactions", "config", "__class__")
+
+#: Keyword arguments of `OffPolicyAgent.__init__` that the agents pass on.
+_BASE_ARGUMENTS = ("memory", "batch_size", "update_frequency", "start_updating", "update",
+                   "multi_step", "discount", "horizon", "predict_terminal_values",
+                   "reward_processing", "exploration", "target_update_weight",
+                   "target_sync_frequency", "l2_regularization")
+
+
 def _positive_int(value: Any, argument: str, agent: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ArgumentError.invalid(argument, "a positive int", value, where=f"agent '{agent}'")
@@ -185,6 +188,11 @@ class OffPolicyAgent(Agent):
         predict_terminal_values: Bootstrap true terminals too.
         reward_processing: None or `dict(type='clipping', lower, upper)`.
         exploration: Exploration (parameter, or dict per action name/type).
+        target_update_weight: `w` of the target updates (1.0 copies; < 1
+            Polyak averaging).
+        target_sync_frequency: Target update every this many gradient steps.
+        l2_regularization: L2 penalty on the kernels of the trained network
+            (parameter; its value goes into `_hyper()`).
     """
 
     #: Names of the metrics `_train_step` returns (averaged over an update).
@@ -207,6 +215,9 @@ class OffPolicyAgent(Agent):
         predict_terminal_values: bool,
         reward_processing: Any,
         exploration: Any,
+        target_update_weight: Any,
+        target_sync_frequency: Any,
+        l2_regularization: Any,
         parallel_interactions: int = 1,
         config: Any = None,
         **kwargs: Any,
@@ -282,6 +293,10 @@ class OffPolicyAgent(Agent):
         self._gradient_steps = 0
         self._mask_cache: dict[int, dict] = {}
         self.last_metrics: dict[str, float] = {}
+        self.target_update_weight = _weight(target_update_weight, "target_update_weight", name)
+        self.target_sync_frequency = _positive_int(target_sync_frequency,
+                                                   "target_sync_frequency", name)
+        self.l2_regularization = parameters.create(l2_regularization, "l2_regularization")
 
     # ------------------------------------------------------------------ subclass hooks
     def _check_actions(self) -> None:
@@ -307,9 +322,98 @@ class OffPolicyAgent(Agent):
 
     def _hyper(self) -> dict:
         """Scalar inputs of the compiled update, as host values."""
-        return {"step": np.int32(self._gradient_steps)}
+        return {"step": np.int32(self._gradient_steps),
+                "l2_regularization": np.float32(self.l2_regularization.value(self._counters()))}
 
     # ------------------------------------------------------------------ construction helpers
+    @staticmethod
+    def _constructor_arguments(local_variables: Mapping) -> dict:
+        """The arguments `get_config()` lists, from an agent constructor's `locals()`.
+
+        Args:
+            local_variables: `locals()` at the start of the agent's `__init__`.
+
+        Returns:
+            The arguments by name, without states, actions and the `Agent` ones.
+        """
+        return {k: v for k, v in local_variables.items() if k not in _NOT_STORED}
+
+    @staticmethod
+    def _base_arguments(arguments: Mapping) -> dict:
+        """The keyword arguments of `OffPolicyAgent.__init__` among `arguments`."""
+        return {k: arguments[k] for k in _BASE_ARGUMENTS}
+
+    @classmethod
+    def _check_unsupported(cls, variable_noise: Any, return_processing: Any = None,
+                           entropy_regularization: Any = None) -> None:
+        """Checks the Tensorforce arguments the off-policy agents do not support.
+
+        A non-zero `entropy_regularization` only warns (it is ignored).
+
+        Raises:
+            ArgumentError: `variable_noise` is not 0 or `return_processing` is given.
+        """
+        name = cls.agent_type
+        if variable_noise not in (0, 0.0, None):
+            raise ArgumentError.invalid(
+                "variable_noise", "0.0 (parameter noise is not available yet)", variable_noise
+            )
+        if return_processing is not None:
+            raise ArgumentError.invalid(
+                "return_processing", f"None (agent '{name}' has no returns to process)",
+                return_processing,
+            )
+        if entropy_regularization not in (0, 0.0, None):
+            warn_ignored("entropy_regularization", entropy_regularization, name, stacklevel=4)
+
+    @staticmethod
+    def _optimizer(spec: Any, learning_rate: Any, max_grad_norm: Any, name: str):
+        """An `OptimizerSpec` from an optimizer argument (None: Adam, a name, or a dict)."""
+        config: dict = {"type": "adam"}
+        if isinstance(spec, str):
+            config = {"type": spec}
+        elif isinstance(spec, Mapping):
+            config = dict(spec)
+        elif spec is not None:
+            raise ArgumentError.invalid(name, "None, an optimizer name or dict", spec)
+        config.setdefault("learning_rate", learning_rate)
+        if max_grad_norm is not None:
+            config.setdefault("gradient_norm_clipping", max_grad_norm)
+        optimizer = OptimizerSpec(config, name=name)
+        if optimizer.multi_step != 1 or optimizer.subsampling_fraction != 1.0:
+            raise ArgumentError.invalid(
+                name, "no multi_step/subsampling_fraction (use the agent's multi_step)", spec
+            )
+        return optimizer
+
+    @staticmethod
+    def _freeze(models) -> None:
+        """Marks every layer of `models` (the target networks) as not trainable."""
+        for model in models:
+            for layer in model.layers:
+                layer.trainable = False
+
+    def _finish_init(self, arguments: dict, act_variables: list) -> None:
+        """Last constructor step: compiles the programs and stores the spec.
+
+        The engine gets the variables of `_models()`, of the optimizers of
+        `_optimizer_specs()` (built by then) and of `_extra_state_variables()`.
+
+        Args:
+            arguments: The agent's `_constructor_arguments` (for `get_config()`).
+            act_variables: The variables the act functions read.
+        """
+        variables = []
+        for model in self._models().values():
+            variables += list(model.variables)
+        for spec in self._optimizer_specs().values():
+            variables += list(spec.optimizer.variables)
+        variables += list(self._extra_state_variables().values())
+        self._compile(variables, act_variables)
+        self._store_spec(**{k: parameters.get_config(v) if isinstance(v, parameters.Parameter)
+                            else v for k, v in arguments.items()
+                            if v is not None or k in ("batch_size", "memory")})
+
     def _parse_exploration(self, exploration):
         if isinstance(exploration, Mapping) and "type" not in exploration and exploration and all(
             key in self.actions_spec or key in ("bool", "int", "float") for key in exploration
@@ -391,24 +495,6 @@ class OffPolicyAgent(Agent):
         return ops.cast(ops.equal(ops.mod(step, ops.cast(frequency, "int32")), 0), "float32")
 
     # ------------------------------------------------------------------ acting
-    def _full_masks(self, masks: dict, size: int) -> dict:
-        if len(masks) == len(self._mask_names):
-            return masks
-        cache = self._mask_cache.get(size)
-        if cache is None:
-            cache = {
-                name: np.ones((size,) + self.actions_spec[name].mask_shape(), np.bool_)
-                for name in self._mask_names
-            }
-            self._mask_cache[size] = cache
-        return {**cache, **masks}
-
-    def _exploration_values(self, independent: bool) -> dict:
-        if independent:
-            return {k: np.float32(p.final_value()) for k, p in self.exploration.items()}
-        counters = self._counters()
-        return {k: np.float32(p.value(counters)) for k, p in self.exploration.items()}
-
     def _gamma(self) -> float:
         return float(self.discount.value(self._counters()))
 
@@ -532,11 +618,11 @@ class OffPolicyAgent(Agent):
         self._window.clear()
 
 
-def warn_ignored(name: str, value: Any, agent: str) -> None:
+def warn_ignored(name: str, value: Any, agent: str, stacklevel: int = 3) -> None:
     """Warns that a Tensorforce argument has no effect for this agent."""
     warnings.warn(
         f"Argument '{name}'={value!r} has no effect for agent '{agent}'; it is ignored.",
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
 
 
@@ -602,6 +688,27 @@ class ContinuousActorCritic(OffPolicyAgent):
                     "actions", "float actions (use 'dqn' or 'ppo' for int/bool actions)",
                     spec.get_config(), where=f"agent '{self.agent_type}', action '{action_name}'",
                 )
+
+    def _init_actor_critic(self, optimizer: Any, critic_optimizer: Any, learning_rate: Any,
+                           max_grad_norm: Any) -> None:
+        """Sets the action layout, `optimizer_spec` (actor) and `critic_optimizer_spec`."""
+        self._init_action_layout()
+        self.optimizer_spec = self._optimizer(optimizer, learning_rate, max_grad_norm, "optimizer")
+        self.critic_optimizer_spec = self._critic_optimizer(critic_optimizer, learning_rate,
+                                                            max_grad_norm)
+
+    def _build_optimizers(self, critics: list) -> None:
+        """Builds the actor and critic optimizers on the policy's and `critics`' weights.
+
+        Sets `_actor_variables` and `_critic_variables` (the trainable
+        variables of `policy_model` and of every model of `critics`).
+        """
+        self._actor_variables = list(self.policy_model.trainable_variables)
+        self._critic_variables = []
+        for critic in critics:
+            self._critic_variables += list(critic.trainable_variables)
+        self.optimizer_spec.optimizer.build(self._actor_variables)
+        self.critic_optimizer_spec.optimizer.build(self._critic_variables)
 
     def _init_action_layout(self) -> None:
         from kerasrl.distributions import _flat_bounds
@@ -695,25 +802,6 @@ class ContinuousActorCritic(OffPolicyAgent):
 
     def _batch_states(self, batch: dict, prefix: str = "states") -> dict:
         return {n: batch[f"{prefix}/{n}"] for n in self.states_spec}
-
-    @staticmethod
-    def _optimizer(spec: Any, learning_rate: Any, max_grad_norm: Any, name: str):
-        config: dict = {"type": "adam"}
-        if isinstance(spec, str):
-            config = {"type": spec}
-        elif isinstance(spec, Mapping):
-            config = dict(spec)
-        elif spec is not None:
-            raise ArgumentError.invalid(name, "None, an optimizer name or dict", spec)
-        config.setdefault("learning_rate", learning_rate)
-        if max_grad_norm is not None:
-            config.setdefault("gradient_norm_clipping", max_grad_norm)
-        optimizer = OptimizerSpec(config, name=name)
-        if optimizer.multi_step != 1 or optimizer.subsampling_fraction != 1.0:
-            raise ArgumentError.invalid(
-                name, "no multi_step/subsampling_fraction (use the agent's multi_step)", spec
-            )
-        return optimizer
 
     @classmethod
     def _critic_optimizer(cls, critic_optimizer: Any, learning_rate: Any, max_grad_norm: Any):

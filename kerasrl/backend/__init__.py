@@ -30,6 +30,11 @@ public names:
 - `set_random_seed(seed)`: seeds Python, NumPy, Keras and the backend
   (without importing TensorFlow on the other backends).
 
+What the backend modules have in common (variable de-duplication, the
+engine of TensorFlow and PyTorch that uses the variables directly, seeding
+without TensorFlow, the plain model call) is in `kerasrl.backend.common`,
+which imports none of the three frameworks.
+
 The shared code (agents, losses, distributions) only uses `keras.ops` and
 `keras.random`, and calls these three names.
 """

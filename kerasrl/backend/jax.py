@@ -29,6 +29,9 @@ import numpy as np
 from keras import StatelessScope
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
+from kerasrl.backend.common import call_model as call_model
+from kerasrl.backend.common import set_keras_seed, unique_variables
+
 if os.environ.get("KERASRL_JAX_ASYNC_DISPATCH", "0") != "1":
     jax.config.update("jax_cpu_enable_async_dispatch", False)
 
@@ -54,10 +57,7 @@ class Engine:
     """
 
     def __init__(self, variables: Sequence[keras.Variable]):
-        unique: dict[int, keras.Variable] = {}
-        for variable in variables:
-            unique.setdefault(id(variable), variable)
-        self.variables = list(unique.values())
+        self.variables = unique_variables(variables)
         self._index = {id(v): i for i, v in enumerate(self.variables)}
         self.reload()
 
@@ -235,28 +235,9 @@ def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:
     return carry
 
 
-def _set_keras_seed(seed: int) -> None:
-    """Seeds Python, NumPy and Keras' global seed state without importing TensorFlow."""
-    import random
-
-    from keras.src.backend.common import global_state
-    from keras.src.random import seed_generator
-    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
-
-    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
-    random.seed(seed)
-    np.random.seed(seed)
-
-
 def set_random_seed(seed: int) -> None:
     """Like `keras.utils.set_random_seed`, without importing TensorFlow."""
-    _set_keras_seed(seed)
-
-
-def call_model(model: keras.Model, inputs: Any, training: bool = False) -> Any:
-    """Runs `model` on `inputs` (inside compiled functions the call is traced once)."""
-    return model(inputs, training=training)
+    set_keras_seed(seed)
 
 
 def natural_gradient_step(
@@ -279,7 +260,7 @@ def natural_gradient_step(
     Returns:
         `(loss, aux, metrics)` with the loss and aux before the step.
     """
-    from kerasrl.backend.natural_gradient import natural_gradient_update
+    from kerasrl.backend.natural_gradient import apply_natural_gradient
 
     scope = get_stateless_scope()
     trainable_ids = {id(v) for v in variables}
@@ -302,12 +283,10 @@ def natural_gradient_step(
     def evaluate(candidate):
         return run_at(loss_fn, candidate)[0], run_at(kl_fn, candidate)
 
-    new_values, metrics = natural_gradient_update(
-        values, grads, hessian_vector_product, evaluate, loss, max_kl=max_kl,
+    metrics = apply_natural_gradient(
+        variables, values, grads, hessian_vector_product, evaluate, loss, max_kl=max_kl,
         cg_iterations=cg_iterations, cg_damping=cg_damping,
         linesearch_iterations=linesearch_iterations, backtracking_factor=backtracking_factor,
         kl_tolerance=kl_tolerance,
     )
-    for variable, value in zip(variables, new_values):
-        variable.assign(value)
     return loss, aux, metrics

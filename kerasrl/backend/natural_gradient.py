@@ -187,3 +187,31 @@ def natural_gradient_update(
         "cg_residual": ops.sqrt(residual),
     }
     return new_values, metrics
+
+
+def apply_natural_gradient(
+    variables: Sequence[Any],
+    values: Sequence[Any],
+    gradient: Sequence[Any],
+    hessian_vector_product: Callable[[list], list],
+    evaluate: Callable[[list], tuple[Any, Any]],
+    loss: Any,
+    **options: Any,
+) -> dict:
+    """`natural_gradient_update`, then assigns the new values to `variables`.
+
+    Args:
+        variables: The Keras variables whose current values are `values`.
+        values, gradient, hessian_vector_product, evaluate, loss: See
+            `natural_gradient_update`.
+        **options: `max_kl` and the other keyword arguments of
+            `natural_gradient_update`.
+
+    Returns:
+        The metrics of `natural_gradient_update`.
+    """
+    new_values, metrics = natural_gradient_update(
+        values, gradient, hessian_vector_product, evaluate, loss, **options)
+    for variable, value in zip(variables, new_values):
+        variable.assign(value)
+    return metrics

@@ -14,32 +14,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasrl.backend.common import DirectEngine
+from kerasrl.backend.common import call_model as call_model
+
 
 def _to_numpy(tree: Any) -> Any:
     return tf.nest.map_structure(lambda x: x.numpy() if hasattr(x, "numpy") else np.asarray(x), tree)
 
 
-class Engine:
+class Engine(DirectEngine):
     """Compiles functions over Keras variables with `tf.function`.
 
     Args:
         variables: All Keras variables the compiled functions read or write.
     """
-
-    def __init__(self, variables: Sequence[keras.Variable]):
-        unique: dict[int, keras.Variable] = {}
-        for variable in variables:
-            unique.setdefault(id(variable), variable)
-        self.variables = list(unique.values())
-
-    def reload(self) -> None:
-        """No-op: TensorFlow functions use the variables directly."""
-
-    def sync(self) -> None:
-        """No-op: TensorFlow functions use the variables directly."""
-
-    def assign(self, variable: keras.Variable, value: Any) -> None:
-        variable.assign(value)
 
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
@@ -86,11 +74,6 @@ def set_random_seed(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def call_model(model: keras.Model, inputs: Any, training: bool = False) -> Any:
-    """Runs `model` on `inputs` (inside compiled functions the call is traced once)."""
-    return model(inputs, training=training)
-
-
 def natural_gradient_step(
     loss_fn: Callable, kl_fn: Callable, variables: Sequence[keras.Variable], *args: Any,
     max_kl: Any, cg_iterations: int = 10, cg_damping: float = 0.1,
@@ -110,7 +93,7 @@ def natural_gradient_step(
     Returns:
         `(loss, aux, metrics)` with the loss and aux before the step.
     """
-    from kerasrl.backend.natural_gradient import natural_gradient_update
+    from kerasrl.backend.natural_gradient import apply_natural_gradient
 
     values = [tf.convert_to_tensor(v.value) for v in variables]
 
@@ -142,12 +125,10 @@ def natural_gradient_step(
     def evaluate(candidate):
         return run_at(loss_fn, candidate)[0], run_at(kl_fn, candidate)
 
-    new_values, metrics = natural_gradient_update(
-        values, grads, hessian_vector_product, evaluate, loss, max_kl=max_kl,
+    metrics = apply_natural_gradient(
+        variables, values, grads, hessian_vector_product, evaluate, loss, max_kl=max_kl,
         cg_iterations=cg_iterations, cg_damping=cg_damping,
         linesearch_iterations=linesearch_iterations, backtracking_factor=backtracking_factor,
         kl_tolerance=kl_tolerance,
     )
-    for variable, value in zip(variables, new_values):
-        variable.assign(value)
     return loss, aux, metrics

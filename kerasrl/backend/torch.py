@@ -20,6 +20,8 @@ import keras
 import numpy as np
 import torch
 
+from kerasrl.backend.common import DirectEngine, set_keras_seed
+
 _THREADS = os.environ.get("KERASRL_TORCH_THREADS")
 torch.set_num_threads(int(_THREADS) if _THREADS else 1)
 
@@ -44,27 +46,12 @@ def _to_numpy(value: Any) -> Any:
     return np.asarray(value)
 
 
-class Engine:
+class Engine(DirectEngine):
     """Runs functions eagerly over Keras variables (torch tensors).
 
     Args:
         variables: All Keras variables the functions read or write.
     """
-
-    def __init__(self, variables: Sequence[keras.Variable]):
-        unique: dict[int, keras.Variable] = {}
-        for variable in variables:
-            unique.setdefault(id(variable), variable)
-        self.variables = list(unique.values())
-
-    def reload(self) -> None:
-        """No-op: torch functions use the variables directly."""
-
-    def sync(self) -> None:
-        """No-op: torch functions use the variables directly."""
-
-    def assign(self, variable: keras.Variable, value: Any) -> None:
-        variable.assign(value)
 
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
@@ -117,23 +104,9 @@ def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:
     return carry
 
 
-def _set_keras_seed(seed: int) -> None:
-    """Seeds Python, NumPy and Keras' global seed state without importing TensorFlow."""
-    import random
-
-    from keras.src.backend.common import global_state
-    from keras.src.random import seed_generator
-    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
-
-    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
-    random.seed(seed)
-    np.random.seed(seed)
-
-
 def set_random_seed(seed: int) -> None:
     """Like `keras.utils.set_random_seed`, without importing TensorFlow."""
-    _set_keras_seed(seed)
+    set_keras_seed(seed)
     torch.manual_seed(seed)
 
 
@@ -228,7 +201,7 @@ def natural_gradient_step(
     Returns:
         `(loss, aux, metrics)` with the loss and aux before the step.
     """
-    from kerasrl.backend.natural_gradient import natural_gradient_update
+    from kerasrl.backend.natural_gradient import apply_natural_gradient
 
     values = [v.value for v in variables]
 
@@ -255,14 +228,12 @@ def natural_gradient_step(
             return candidate_loss, kl_fn(*args)
 
     with torch.no_grad():
-        new_values, metrics = natural_gradient_update(
-            [v.detach() for v in values], grads, hessian_vector_product, evaluate,
+        metrics = apply_natural_gradient(
+            variables, [v.detach() for v in values], grads, hessian_vector_product, evaluate,
             loss.detach(), max_kl=max_kl, cg_iterations=cg_iterations, cg_damping=cg_damping,
             linesearch_iterations=linesearch_iterations,
             backtracking_factor=backtracking_factor, kl_tolerance=kl_tolerance,
         )
-        for variable, value in zip(variables, new_values):
-            variable.assign(value)
     aux = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in aux.items()} if (
         isinstance(aux, dict)) else aux
     return loss.detach(), aux, metrics

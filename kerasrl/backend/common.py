@@ -1,0 +1,76 @@
+"""Pieces shared by the backend modules (`jax.py`, `tensorflow.py`, `torch.py`).
+
+Only Keras and NumPy here: this module never imports JAX, TensorFlow or
+PyTorch, so every backend module can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def unique_variables(variables: Sequence[keras.Variable]) -> list[keras.Variable]:
+    """`variables` without repeats (by identity), in the order first seen.
+
+    Args:
+        variables: Keras variables, possibly listed more than once.
+
+    Returns:
+        A list with each variable once.
+    """
+    unique: dict[int, keras.Variable] = {}
+    for variable in variables:
+        unique.setdefault(id(variable), variable)
+    return list(unique.values())
+
+
+def set_keras_seed(seed: int) -> None:
+    """Seeds Python, NumPy and Keras' global seed state without importing TensorFlow.
+
+    Args:
+        seed: The seed (an int).
+    """
+    import random
+
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def call_model(model: keras.Model, inputs: Any, training: bool = False) -> Any:
+    """Runs `model` on `inputs` (inside compiled functions the call is traced once)."""
+    return model(inputs, training=training)
+
+
+class DirectEngine:
+    """Base of the engines whose functions read and assign the Keras variables directly.
+
+    TensorFlow's and PyTorch's engines: there is no copy of the values to
+    keep in step with the variables, so `reload` and `sync` do nothing.
+
+    Args:
+        variables: All Keras variables the functions read or write
+            (duplicates are removed).
+    """
+
+    def __init__(self, variables: Sequence[keras.Variable]):
+        self.variables = unique_variables(variables)
+
+    def reload(self) -> None:
+        """No-op: the functions use the variables directly."""
+
+    def sync(self) -> None:
+        """No-op: the functions use the variables directly."""
+
+    def assign(self, variable: keras.Variable, value: Any) -> None:
+        """Sets one variable's value from the host (e.g. a scheduled learning rate)."""
+        variable.assign(value)
