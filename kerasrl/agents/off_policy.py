@@ -53,8 +53,7 @@ from keras import ops
 from kerasrl import backend as kbackend
 from kerasrl import parameters
 from kerasrl.agents.agent import Agent
-from kerasrl.agents.on_policy import _clipping as clipping
-from kerasrl.agents.on_policy import parse_update
+from kerasrl.agents.on_policy import clipping, parse_update
 from kerasrl.errors import ArgumentError
 from kerasrl.optimizers import OptimizerSpec
 from kerasrl.replay import NStepWindow, ReplayMemory

@@ -117,7 +117,7 @@ def parse_update(
     return {"unit": update["unit"], "batch_size": size, "frequency": frequency, "start": int(start)}
 
 
-def _clipping(spec: Any, argument: str):
+def clipping(spec: Any, argument: str):
     """Reward/return processing: None or `dict(type='clipping', lower, upper)`."""
     if spec is None:
         return None
@@ -257,8 +257,8 @@ class OnPolicyAgent(Agent):
                     advantage_processing,
                 )
             self.normalize_advantages = True
-        self._reward_processing = _clipping(reward_processing, "reward_processing")
-        self._return_processing = _clipping(return_processing, "return_processing")
+        self._reward_processing = clipping(reward_processing, "reward_processing")
+        self._return_processing = clipping(return_processing, "return_processing")
         self.exploration = self._parse_exploration(exploration)
 
         # ---------------------------------------------------------------- networks
