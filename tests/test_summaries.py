@@ -40,6 +40,7 @@ PPO_SCALAR_TAGS = (
     "loss/policy", "loss/baseline", "loss/total",
     "entropy/action", "kl-divergence/action", "metrics/clip_fraction",
     "update-norm/gradient", "update-norm/baseline_gradient", "update-norm/parameters",
+    "update-norm/baseline_parameters",
     "parameters/learning_rate", "parameters/exploration",
     "throughput/env_steps_per_second", "throughput/agent_time_share",
 )
@@ -50,6 +51,8 @@ FROM_METRICS = {
     "entropy/action": "entropy", "kl-divergence/action": "approx_kl",
     "metrics/clip_fraction": "clip_fraction", "update-norm/gradient": "gradient_norm",
     "update-norm/baseline_gradient": "baseline_gradient_norm",
+    "update-norm/parameters": "update_norm",
+    "update-norm/baseline_parameters": "baseline_update_norm",
 }
 
 
@@ -140,6 +143,7 @@ def test_update_summaries_equal_the_history_update_metrics(ppo_run):
         np.testing.assert_allclose(_values(events, tag), updates[key], rtol=1e-6, atol=1e-7,
                                    err_msg=tag)
     assert all(v > 0 for v in _values(events, "update-norm/parameters"))
+    assert all(v > 0 for v in _values(events, "update-norm/baseline_parameters"))
     learning_rates = _values(events, "parameters/learning_rate")
     assert learning_rates == sorted(learning_rates, reverse=True)
     assert 0 < learning_rates[-1] < 1e-3

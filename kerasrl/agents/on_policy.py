@@ -138,6 +138,19 @@ def _approx_kl(log_ratio, weights):
     return _weighted_mean((ops.exp(log_ratio) - 1.0) - log_ratio, weights)
 
 
+def _snapshot(variables) -> list:
+    """Copies of the variables' current values (inside a compiled update)."""
+    return [ops.copy(variable.value) for variable in variables]
+
+
+def change_norm(variables, before):
+    """`‖θ − θ_before‖`, the global norm of the variables' change since `_snapshot`."""
+    change = sum(ops.sum(ops.square(ops.cast(variable.value, "float32")
+                                    - ops.cast(value, "float32")))
+                 for variable, value in zip(variables, before))
+    return ops.stop_gradient(ops.sqrt(change))
+
+
 class OnPolicyAgent(Agent):
     """Base class of policy-gradient agents (see module docstring).
 
@@ -610,9 +623,16 @@ class OnPolicyAgent(Agent):
         return loss, metrics
 
     def _optimize(self, objective, spec, variables, batch, valid, hyper, steps, rows, names,
-                  norm_name="gradient_norm"):
+                  norm_name="gradient_norm", update_norm_name="update_norm"):
+        """Runs `steps` gradient steps of `objective` inside the compiled update.
+
+        Returns the metrics `names` averaged over the steps, plus
+        `update_norm_name`: the global norm of the parameter change of the
+        whole loop (`‖θ_after − θ_before‖`).
+        """
         subsample = not (isinstance(spec.subsampling_fraction, float)
                          and spec.subsampling_fraction >= 1.0)
+        before = _snapshot(variables)
 
         def body(step, totals):
             weights = self._subsample_weights(valid, rows) if subsample else valid
@@ -625,7 +645,9 @@ class OnPolicyAgent(Agent):
 
         init = {k: ops.zeros((), "float32") for k in names}
         totals = kbackend.fori_loop(0, steps, body, init)
-        return {k: v / ops.cast(steps, "float32") for k, v in totals.items()}
+        metrics = {k: v / ops.cast(steps, "float32") for k, v in totals.items()}
+        metrics[update_norm_name] = change_norm(variables, before)
+        return metrics
 
     def _baseline_and_advantage(self, batch, valid, hyper) -> tuple[dict, dict]:
         """The baseline's own optimizer step, then the advantage the policy step uses.
@@ -640,7 +662,7 @@ class OnPolicyAgent(Agent):
                 self.value_objective, self.baseline_optimizer_spec,
                 self._baseline_variables, batch, valid, hyper, hyper["baseline_steps"],
                 hyper["baseline_rows"], ("value_loss", "baseline_gradient_norm"),
-                norm_name="baseline_gradient_norm",
+                norm_name="baseline_gradient_norm", update_norm_name="baseline_update_norm",
             ))
         if self.has_baseline and self.gae_decay == 0.0 and self.estimate_advantage:
             # Tensorforce's "late" advantage: return minus the value predicted

@@ -51,7 +51,13 @@ from keras import ops, tree
 
 from kerasrl import backend as kbackend
 from kerasrl import parameters
-from kerasrl.agents.on_policy import OnPolicyAgent, _weighted_mean, parse_update
+from kerasrl.agents.on_policy import (
+    OnPolicyAgent,
+    _snapshot,
+    _weighted_mean,
+    change_norm,
+    parse_update,
+)
 from kerasrl.agents.vpg import _arguments
 from kerasrl.errors import ArgumentError
 from kerasrl.optimizers import OptimizerSpec
@@ -234,10 +240,12 @@ class TRPO(OnPolicyAgent):
             weights = self._subsample_weights(valid, hyper["rows"])
         old_params = tree.map_structure(ops.stop_gradient, kbackend.call_model(
             self.policy_model, self._batch_states(batch)))
+        policy_variables = list(self.policy_model.trainable_variables)
+        before = _snapshot(policy_variables)
         loss, policy_metrics, step_metrics = kbackend.natural_gradient_step(
             lambda b, w, h, _: self.policy_objective(b, w, h),
             lambda b, w, _, old: self.policy_kl(b, w, old),
-            list(self.policy_model.trainable_variables), batch, weights, hyper, old_params,
+            policy_variables, batch, weights, hyper, old_params,
             max_kl=hyper["max_kl"], cg_iterations=self.cg_iterations,
             cg_damping=self.cg_damping, linesearch_iterations=self.linesearch_iterations,
             backtracking_factor=self.backtracking_factor, kl_tolerance=KL_TOLERANCE,
@@ -245,6 +253,7 @@ class TRPO(OnPolicyAgent):
         metrics.update(policy_metrics)
         metrics.update(step_metrics)
         metrics["loss"] = loss
+        metrics["update_norm"] = change_norm(policy_variables, before)
         if len(self.actions_spec) > 1:
             # Per action, the exact KL of the updated policy (as `kl`, which is
             # their sum), from one more policy pass inside the compiled update.

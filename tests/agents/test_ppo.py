@@ -215,6 +215,28 @@ class TestArguments:
         assert "value_loss" not in agent.last_metrics
 
     @pytest.mark.parametrize("baseline_optimizer", [
+        0.5, dict(optimizer="adam", learning_rate=1e-3, multi_step=3),
+    ])
+    def test_update_norm_is_the_parameter_change(self, baseline_optimizer):
+        agent = create(batch_size=1, baseline=NETWORK, baseline_optimizer=baseline_optimizer)
+        policy, baseline = weights_of(agent.policy_model), weights_of(agent.baseline_model)
+        assert run_episode(agent, 4) == 1
+
+        def norm(before, model):
+            return np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(weights_of(model), before)))
+
+        metrics = agent.last_metrics
+        if isinstance(baseline_optimizer, float):  # one optimizer for both networks
+            expected = np.sqrt(norm(policy, agent.policy_model) ** 2
+                               + norm(baseline, agent.baseline_model) ** 2)
+            assert "baseline_update_norm" not in metrics
+        else:
+            expected = norm(policy, agent.policy_model)
+            assert metrics["baseline_update_norm"] == pytest.approx(
+                norm(baseline, agent.baseline_model), rel=1e-4)
+        assert expected > 0 and metrics["update_norm"] == pytest.approx(expected, rel=1e-4)
+
+    @pytest.mark.parametrize("baseline_optimizer", [
         0.5, dict(optimizer="adam", learning_rate=1e-3, multi_step=2),
     ])
     def test_baseline_optimizer(self, baseline_optimizer):

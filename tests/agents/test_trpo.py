@@ -205,6 +205,8 @@ def test_one_update_changes_policy_within_the_kl_bound():
     kl = np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=-1))
     assert 0.0 < kl <= 1.5 * max_kl
     np.testing.assert_allclose(metrics["kl"], kl, rtol=1e-3, atol=1e-6)
+    change = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after, before)))
+    np.testing.assert_allclose(metrics["update_norm"], change, rtol=1e-4)
     agent.close()
 
 
