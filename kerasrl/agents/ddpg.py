@@ -57,7 +57,6 @@ from kerasrl.agents.off_policy import (
     build_critic,
     l2_penalty,
     network_of_policy,
-    polyak,
 )
 from kerasrl.errors import ArgumentError
 from kerasrl.networks import NetworkBuilder
@@ -306,7 +305,7 @@ class DDPG(ContinuousActorCritic):
             weight = weight * delayed
         else:
             actor_loss, _, actor_norm = actor_step()
-        polyak(self._target_variable_pairs, weight)
+        kbackend.polyak_update(self._target_variable_pairs, weight)
         return {**metrics, "critic_loss": critic_loss, "actor_loss": actor_loss,
                 "critic_gradient_norm": critic_norm, "actor_gradient_norm": actor_norm}
 

@@ -56,7 +56,6 @@ from kerasrl.agents.off_policy import (
     OffPolicyAgent,
     l2_penalty,
     network_of_policy,
-    polyak,
 )
 from kerasrl.errors import ArgumentError
 from kerasrl.networks import NetworkBuilder
@@ -339,7 +338,7 @@ class DQN(OffPolicyAgent):
             clip_norm=self.optimizer_spec.clip_norm,
         )
         weight = self.target_update_weight * self._every(step, self.target_sync_frequency)
-        polyak(self._target_variable_pairs, weight)
+        kbackend.polyak_update(self._target_variable_pairs, weight)
         return {**metrics, "loss": loss, "gradient_norm": norm}
 
     # ------------------------------------------------------------------ checkpoint state

@@ -68,22 +68,6 @@ def l2_penalty(variables) -> Any:
     return total
 
 
-def polyak(pairs, weight) -> None:
-    """`target ← weight·online + (1-weight)·target` for `(target, online)` variable pairs.
-
-    Inside a compiled function; `weight` is a scalar tensor (0 leaves the
-    targets unchanged, 1 copies). Non-float variables are copied when
-    `weight > 0`.
-    """
-    for target, online in pairs:
-        if "float" in str(target.dtype):
-            w = ops.cast(weight, target.dtype)
-            value = w * ops.stop_gradient(online.value) + (1.0 - w) * target.value
-        else:
-            value = ops.where(weight > 0, online.value, target.value)
-        target.assign(value)
-
-
 def parse_memory(memory: Any, agent: str) -> int:
     """The replay capacity from `memory` (an int, or `dict(type='replay', capacity=N)`)."""
     if memory is None:

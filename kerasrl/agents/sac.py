@@ -55,7 +55,6 @@ from kerasrl.agents.off_policy import (
     build_critic,
     l2_penalty,
     network_of_policy,
-    polyak,
 )
 from kerasrl.errors import ArgumentError
 from kerasrl.networks import NetworkBuilder
@@ -328,7 +327,7 @@ class SAC(ContinuousActorCritic):
         else:
             alpha_loss = ops.zeros((), "float32")
         weight = self.target_update_weight * self._every(step, self.target_sync_frequency)
-        polyak(self._target_variable_pairs, weight)
+        kbackend.polyak_update(self._target_variable_pairs, weight)
         metrics = {**metrics, "critic_loss": critic_loss, "actor_loss": actor_loss,
                    "alpha_loss": alpha_loss, "alpha": ops.exp(self.log_alpha.value),
                    "entropy": -mean_log_prob, "critic_gradient_norm": critic_norm,

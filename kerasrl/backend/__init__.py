@@ -27,6 +27,9 @@ public names:
 - `call_model(model, inputs, training=False)`: runs a Keras model inside a
   compiled function (torch runs functional graphs node by node, calling each
   layer's `call`, to skip Keras' per-call overhead).
+- `polyak_update(pairs, weight)`: inside a compiled function, moves each
+  target variable towards its online variable (`target ← weight·online +
+  (1-weight)·target`); torch does it in place and skips a zero weight.
 - `set_random_seed(seed)`: seeds Python, NumPy, Keras and the backend
   (without importing TensorFlow on the other backends).
 
@@ -52,6 +55,7 @@ if _BACKEND == "jax":
         fori_loop,
         gradient_step,
         natural_gradient_step,
+        polyak_update,
         set_random_seed,
     )
 elif _BACKEND == "tensorflow":
@@ -61,6 +65,7 @@ elif _BACKEND == "tensorflow":
         fori_loop,
         gradient_step,
         natural_gradient_step,
+        polyak_update,
         set_random_seed,
     )
 elif _BACKEND == "torch":
@@ -70,6 +75,7 @@ elif _BACKEND == "torch":
         fori_loop,
         gradient_step,
         natural_gradient_step,
+        polyak_update,
         set_random_seed,
     )
 else:  # pragma: no cover - numpy/openvino cannot train
@@ -86,4 +92,4 @@ def name() -> str:
 
 
 __all__ = ["Engine", "call_model", "gradient_step", "fori_loop", "natural_gradient_step",
-           "set_random_seed", "name"]
+           "polyak_update", "set_random_seed", "name"]

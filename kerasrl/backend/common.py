@@ -74,3 +74,25 @@ class DirectEngine:
     def assign(self, variable: keras.Variable, value: Any) -> None:
         """Sets one variable's value from the host (e.g. a scheduled learning rate)."""
         variable.assign(value)
+
+
+def polyak_update(pairs: Sequence[tuple[keras.Variable, keras.Variable]], weight: Any) -> None:
+    """`target ← weight·online + (1-weight)·target` for `(target, online)` variable pairs.
+
+    Inside a compiled function; `weight` is a scalar tensor (0 leaves the
+    targets unchanged, 1 copies). Non-float variables are copied when
+    `weight > 0`.
+
+    Args:
+        pairs: `(target, online)` Keras variables of equal shapes.
+        weight: The interpolation weight, a scalar.
+    """
+    from keras import ops
+
+    for target, online in pairs:
+        if "float" in str(target.dtype):
+            w = ops.cast(weight, target.dtype)
+            value = w * ops.stop_gradient(online.value) + (1.0 - w) * target.value
+        else:
+            value = ops.where(weight > 0, online.value, target.value)
+        target.assign(value)

@@ -30,6 +30,7 @@ from keras import StatelessScope
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
 from kerasrl.backend.common import call_model as call_model
+from kerasrl.backend.common import polyak_update as polyak_update
 from kerasrl.backend.common import set_keras_seed, unique_variables
 
 if os.environ.get("KERASRL_JAX_ASYNC_DISPATCH", "0") != "1":

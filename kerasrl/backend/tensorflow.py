@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from kerasrl.backend.common import DirectEngine
 from kerasrl.backend.common import call_model as call_model
+from kerasrl.backend.common import polyak_update as polyak_update
 
 
 def _to_numpy(tree: Any) -> Any:

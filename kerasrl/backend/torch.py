@@ -104,6 +104,28 @@ def fori_loop(lower: Any, upper: Any, body: Callable, init: Any) -> Any:
     return carry
 
 
+def polyak_update(pairs: Sequence[tuple[keras.Variable, keras.Variable]], weight: Any) -> None:
+    """`target ← weight·online + (1-weight)·target`, in place with `torch._foreach_lerp_`.
+
+    Eager, so a zero weight (most steps with `target_sync_frequency > 1`)
+    skips the work instead of blending with 0.
+    """
+    w = float(weight)
+    if w == 0.0:
+        return
+    floats = [(t, o) for t, o in pairs if "float" in str(t.dtype)]
+    with torch.no_grad():
+        targets = [t.value for t, _ in floats]
+        onlines = [o.value for _, o in floats]
+        if w == 1.0:
+            torch._foreach_copy_(targets, onlines)
+        elif targets:
+            torch._foreach_lerp_(targets, onlines, w)
+        for target, online in pairs:
+            if "float" not in str(target.dtype):
+                target.value.copy_(online.value)
+
+
 def set_random_seed(seed: int) -> None:
     """Like `keras.utils.set_random_seed`, without importing TensorFlow."""
     set_keras_seed(seed)
