@@ -7,7 +7,8 @@ velocities), 100 episodes, one environment, `act`/`observe` per step through a
 published run (`shared/tensorforce-data/results/cartpole-ppo-returns.json`,
 10 repeats):
 
-- the median (over repeats) episode at which the return first reaches 500,
+- the median (over repeats) episode at which the return first reaches 500, and
+  the median wall seconds from the start of a repeat to the end of that episode,
 - the median return at episodes 10/20/30/50,
 - seconds per 500-step episode and the share of time spent inside the agent.
 
@@ -43,13 +44,19 @@ def summarize(label: str, returns: np.ndarray, seconds: np.ndarray, agent_second
     per_500 = 500.0 * seconds.sum() / timesteps.sum()
     share = agent_seconds.sum() / seconds.sum()
     reached = np.isfinite(firsts).sum()
+    # Wall seconds from the start of a repeat to the end of its first 500 episode.
+    elapsed = np.cumsum(seconds, axis=0)
+    to_500 = np.array([elapsed[int(first) - 1, i] if np.isfinite(first) else np.inf
+                       for i, first in enumerate(firsts)])
     return (f"| {label} | {np.median(firsts):.0f} ({reached}/{len(firsts)} reached) | "
+            f"{np.median(to_500):.1f} | "
             f"{median[9]:.0f} / {median[19]:.0f} / {median[29]:.0f} / {median[49]:.0f} | "
             f"{per_500:.3f} | {100 * share:.0f}% |")
 
 
-HEADER = ("| system | median first episode with return 500 | median return at episode "
-          "10 / 20 / 30 / 50 | seconds per 500 steps | time in agent |\n|---|---|---|---|---|")
+HEADER = ("| system | median first episode with return 500 | median seconds to it | "
+          "median return at episode 10 / 20 / 30 / 50 | seconds per 500 steps | time in agent |"
+          "\n|---|---|---|---|---|---|")
 
 
 def tensorforce_row() -> str:

@@ -83,7 +83,7 @@ Params = Mapping[str, Tensor]
 LOG_STDDEV_RANGE = (-20.0, 2.0)  # clamp of a Gaussian's log standard deviation
 MAX_CONCENTRATION = 1000.0  # upper clamp of a Beta's alpha and beta
 MIN_TEMPERATURE = 1e-5  # a sampling temperature below this acts deterministically
-_HEAD_GAIN = 0.01  # orthogonal init gain of the final layers (small: near-uniform start)
+_HEAD_GAIN = 0.01  # orthogonal init gain of auxiliary heads (temperature, log stddev)
 _SOFTPLUS_INVERSE_ONE = math.log(math.e - 1.0)  # softplus(x) = 1
 _TANH_EPSILON = 1e-6  # keeps atanh finite when inverting the squash
 _BETA_EPSILON = 1e-6  # keeps log y and log(1 - y) finite
@@ -265,10 +265,21 @@ class Distribution:
             )
         return keras.layers.Flatten(name=f"{self.prefix}_flatten")(embedding)
 
-    def _dense(self, x: Tensor, units: int, suffix: str, bias: float = 0.0) -> Tensor:
+    def _check_scale(self, initialization_scale: Any) -> float:
+        if (isinstance(initialization_scale, bool)
+                or not isinstance(initialization_scale, (int, float))
+                or not math.isfinite(initialization_scale) or initialization_scale < 0):
+            raise ArgumentError.invalid(
+                "initialization_scale", "a finite float >= 0", initialization_scale,
+                where=f"{self.type_key} distribution of action '{self.name}'",
+            )
+        return float(initialization_scale)
+
+    def _dense(self, x: Tensor, units: int, suffix: str, bias: float = 0.0,
+               gain: float = _HEAD_GAIN) -> Tensor:
         return keras.layers.Dense(
             units,
-            kernel_initializer=keras.initializers.Orthogonal(gain=_HEAD_GAIN),
+            kernel_initializer=keras.initializers.Orthogonal(gain=gain),
             bias_initializer=keras.initializers.Constant(bias),
             name=f"{self.prefix}_{suffix}",
         )(x)
@@ -367,6 +378,10 @@ class Categorical(Distribution):
             logits are divided by it. Initial temperature: about 1.
         skip_linear: Use the embedding itself as logits (its size must be
             `prod(shape) * num_values`) instead of a dense layer.
+        initialization_scale: Gain of the orthogonal initializer of the
+            logits layer. The default 1.0 is Tensorforce's (its `linear`
+            layer); 0.01 starts from a near-uniform policy, as
+            Stable-Baselines3 does.
         name: Action name (layer-name prefix).
 
     Parameters: `{'logits': (B, *shape, num_values)}`. Masks are boolean,
@@ -388,9 +403,11 @@ class Categorical(Distribution):
         spec: ValueSpec,
         temperature_mode: str | None = None,
         skip_linear: bool = False,
+        initialization_scale: float = 1.0,
         name: str = "action",
     ):
         super().__init__(spec, name)
+        self.initialization_scale = self._check_scale(initialization_scale)
         if spec.num_values is None:
             raise ArgumentError.invalid(
                 "num_values", "an int action spec with num_values", spec, where=f"action '{name}'"
@@ -409,6 +426,7 @@ class Categorical(Distribution):
             "type": self.type_key,
             "temperature_mode": self.temperature_mode,
             "skip_linear": self.skip_linear,
+            "initialization_scale": self.initialization_scale,
         }
 
     def build(self, embedding: Tensor) -> dict[str, Tensor]:
@@ -423,7 +441,7 @@ class Categorical(Distribution):
                 )
             logits = x
         else:
-            logits = self._dense(x, units, "logits")
+            logits = self._dense(x, units, "logits", gain=self.initialization_scale)
         logits = self._reshape(logits, (self.num_values,))
         if self.temperature_mode is not None:
             if self.temperature_mode == "predicted":
@@ -515,6 +533,8 @@ class Bernoulli(Distribution):
 
     Args:
         spec: A bool `ValueSpec` (any shape).
+        initialization_scale: Gain of the orthogonal initializer of the
+            logits layer (default 1.0, Tensorforce's).
         name: Action name (layer-name prefix).
 
     Parameters: `{'logits': (B, *shape)}`, `p(True) = sigmoid(logits)`.
@@ -524,13 +544,19 @@ class Bernoulli(Distribution):
     type_key = "bernoulli"
     action_types = ("bool",)
 
-    def __init__(self, spec: ValueSpec, name: str = "action"):
+    def __init__(self, spec: ValueSpec, initialization_scale: float = 1.0,
+                 name: str = "action"):
         super().__init__(spec, name)
+        self.initialization_scale = self._check_scale(initialization_scale)
+
+    def get_config(self) -> dict:
+        return {"type": self.type_key, "initialization_scale": self.initialization_scale}
 
     def build(self, embedding: Tensor) -> dict[str, Tensor]:
         """Returns `{'logits': (B, *shape)}` computed from `embedding`."""
         x = self._flatten(embedding)
-        return {"logits": self._reshape(self._dense(x, self.size, "logits"))}
+        return {"logits": self._reshape(self._dense(x, self.size, "logits",
+                                                    gain=self.initialization_scale))}
 
     def sample(
         self, params: Params, seed: Any, mask: Tensor | None = None, temperature: Any = 1.0
@@ -621,6 +647,10 @@ class Gaussian(_Continuous):
             `max_value`: `'tanh'` (squash, with the change-of-variables
             correction in `log_prob`) or `'clipping'` (clip samples). An
             action with only one finite bound is always clipped.
+        initialization_scale: Gain of the orthogonal initializer of the mean
+            layer. Default 0.01 (a mean near 0 in every state at the start;
+            with a tanh squash, a larger gain starts many states near the
+            bounds).
         name: Action name (layer-name prefix).
 
     Parameters: `{'mean': (B, *shape), 'log_stddev': (B, *shape)}`, both
@@ -634,9 +664,11 @@ class Gaussian(_Continuous):
         spec: ValueSpec,
         stddev_mode: str = "predicted",
         bounded_transform: str = "tanh",
+        initialization_scale: float = _HEAD_GAIN,
         name: str = "action",
     ):
         super().__init__(spec, name)
+        self.initialization_scale = self._check_scale(initialization_scale)
         where = f"gaussian distribution of action '{name}'"
         if stddev_mode not in ("predicted", "global"):
             raise ArgumentError.invalid(
@@ -659,12 +691,13 @@ class Gaussian(_Continuous):
             "type": self.type_key,
             "stddev_mode": self.stddev_mode,
             "bounded_transform": self.bounded_transform,
+            "initialization_scale": self.initialization_scale,
         }
 
     def build(self, embedding: Tensor) -> dict[str, Tensor]:
         """Returns `{'mean': (B, *shape), 'log_stddev': (B, *shape)}` from `embedding`."""
         x = self._flatten(embedding)
-        mean = self._reshape(self._dense(x, self.size, "mean"))
+        mean = self._reshape(self._dense(x, self.size, "mean", gain=self.initialization_scale))
         if self.stddev_mode == "predicted":
             log_stddev = self._reshape(self._dense(x, self.size, "log_stddev"))
         else:

@@ -435,6 +435,27 @@ BUILD_CASES = [
 ]
 
 
+@pytest.mark.parametrize("key,spec", [
+    ("categorical", ValueSpec(type="int", shape=(2,), num_values=4)),
+    ("bernoulli", ValueSpec(type="bool", shape=(3,))),
+    ("gaussian", ValueSpec(type="float", shape=(2,), min_value=-1.0, max_value=1.0)),
+])
+def test_initialization_scale_sets_the_head_gain(key, spec):
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    outputs = {}
+    for scale in (0.01, 1.0):
+        dist = D.create(spec, dict(type=key, initialization_scale=scale))
+        assert dist.get_config()["initialization_scale"] == scale
+        inputs = keras.Input((8,))
+        model = keras.Model(inputs, dist.build(inputs))
+        head = "mean" if key == "gaussian" else "logits"
+        outputs[scale] = np.abs(np_(model(x)[head])).max()
+    assert outputs[0.01] < 0.3 < outputs[1.0]
+    for bad in (-1.0, float("nan"), "big", True):
+        with pytest.raises(ArgumentError, match="initialization_scale"):
+            D.create(spec, dict(type=key, initialization_scale=bad))
+
+
 @pytest.mark.parametrize("key,spec,options,shapes", BUILD_CASES)
 def test_build_functional_model(key, spec, options, shapes):
     dist = D.create(spec, dict(type=key, **(options or {})), name="move/arm")
@@ -446,9 +467,10 @@ def test_build_functional_model(key, spec, options, shapes):
     outputs = {k: np_(v) for k, v in model(x).items()}
     assert {k: v.shape[1:] for k, v in outputs.items()} == shapes
     assert all(v.shape[0] == 5 and np.isfinite(v).all() for v in outputs.values())
-    # Small final-layer weights: the initial policy is close to uniform / standard.
+    # Logits layers start with Tensorforce's orthogonal gain 1 (logits of order 1);
+    # the Gaussian's mean and log stddev layers with gain 0.01 (close to standard).
     if "logits" in outputs:
-        assert np.abs(outputs["logits"]).max() < 0.3
+        assert 0.3 < np.abs(outputs["logits"]).max() < 10
     if "mean" in outputs:
         assert np.abs(outputs["mean"]).max() < 0.3 and np.abs(outputs["log_stddev"]).max() < 0.3
     if "alpha" in outputs:
