@@ -922,7 +922,7 @@ def create(
 
     >>> spec = ValueSpec(type='float', shape=(2,), min_value=-1.0, max_value=1.0)
     >>> create(spec, dict(float=dict(type='gaussian', stddev_mode='global')))
-    Gaussian('action', stddev_mode='global', bounded_transform='tanh')
+    Gaussian('action', stddev_mode='global', bounded_transform='tanh', initialization_scale=0.01)
     """
     if isinstance(config, Distribution):
         return config
