@@ -338,6 +338,26 @@ def _create_remote(
     )
 
 
+def _environment_specs(environment: Any, name: str) -> tuple[Specs, Specs, dict]:
+    """The states and actions specs of a custom environment, and its mask specs.
+
+    Returns `(states_spec, actions_spec, mask_specs)` where `mask_specs` has a
+    bool `'<action>_mask'` spec per int action with `num_values`. Raises
+    `SpecError` naming the environment for an invalid spec.
+    """
+    try:
+        states = Specs(environment.states(), "states")
+        actions = Specs(environment.actions(), "actions")
+    except SpecError as exc:
+        raise SpecError(f"Invalid spec of environment {name}: {exc}") from None
+    masks = {
+        f"{action}_mask": ValueSpec(type="bool", shape=spec.mask_shape(), name=f"{action}_mask")
+        for action, spec in actions.items()
+        if spec.type == "int" and spec.num_values is not None
+    }
+    return states, actions, masks
+
+
 def _check_max_episode_timesteps(value: Any) -> int | None:
     if value is None:
         return None
@@ -791,18 +811,8 @@ class EnvironmentWrapper(Environment):
         self._reward_shaping_code = (
             _compile_reward_shaping(reward_shaping) if isinstance(reward_shaping, str) else None
         )
-        try:
-            self._states_specs = Specs(environment.states(), "states")
-            self._actions_specs = Specs(environment.actions(), "actions")
-        except SpecError as exc:
-            raise SpecError(f"Invalid spec of environment {name}: {exc}") from None
-        self._mask_specs = {
-            f"{action}_mask": ValueSpec(
-                type="bool", shape=spec.mask_shape(), name=f"{action}_mask"
-            )
-            for action, spec in self._actions_specs.items()
-            if spec.type == "int" and spec.num_values is not None
-        }
+        self._states_specs, self._actions_specs, self._mask_specs = _environment_specs(
+            environment, name)
         single = self._actions_specs.singleton and self._actions_specs["action"]
         self._fast_action = (
             single.num_values if single and single.type == "int" and single.shape == () else None

@@ -41,12 +41,13 @@ from kerasrl.environments.environment import (
     Environment,
     EnvironmentOutputError,
     _check_max_episode_timesteps,
+    _environment_specs,
     _name_of,
     invalid_state,
 )
 from kerasrl.environments.vectorized import check_batched_actions
-from kerasrl.errors import ArgumentError, CallOrderError, InputError, SpecError
-from kerasrl.specs import Specs, ValueSpec, flatten, unflatten
+from kerasrl.errors import ArgumentError, CallOrderError, InputError
+from kerasrl.specs import flatten, unflatten
 
 
 def is_indexed(environment: Any) -> bool:
@@ -158,17 +159,8 @@ class IndexedEnvironment:
             )
         self.max_episode_timesteps = max_episode_timesteps if max_episode_timesteps is not None \
             else own
-        try:
-            self.states_spec = Specs(environment.states(), "states")
-            self.actions_spec = Specs(environment.actions(), "actions")
-        except SpecError as exc:
-            raise SpecError(f"Invalid spec of environment {name}: {exc}") from None
-        self._mask_specs = {
-            f"{action}_mask": ValueSpec(type="bool", shape=spec.mask_shape(),
-                                        name=f"{action}_mask")
-            for action, spec in self.actions_spec.items()
-            if spec.type == "int" and spec.num_values is not None
-        }
+        self.states_spec, self.actions_spec, self._mask_specs = _environment_specs(
+            environment, name)
         self._running: np.ndarray | None = None
         self._timestep = 0
         self._closed = False
