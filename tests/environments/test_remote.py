@@ -13,7 +13,7 @@ import pytest
 
 from kerasrl import Runner
 from kerasrl.environments import Environment
-from kerasrl.environments.remote import (
+from kerasrl.environments.remote.protocol import (
     MAGIC,
     ProtocolError,
     decode,
