@@ -17,6 +17,54 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from kerasrl.errors import ArgumentError
+
+
+def check_saved_fields(arrays: Mapping[str, np.ndarray], fields: Mapping[str, tuple],
+                       rows: int, extra: tuple[str, ...], where: str) -> dict[str, np.ndarray]:
+    """Checks memory arrays read from a checkpoint before they are used.
+
+    The arrays must be exactly `field/<name>` for every name of `fields` (none
+    when `rows` is 0) plus the keys `extra`; each field array must have `rows`
+    rows of the field's shape, a dtype of the same kind (bool, int or float),
+    and finite values where it is float.
+
+    Args:
+        arrays: `{key: array}` as read from the checkpoint.
+        fields: `{name: (shape, dtype)}` of the memory.
+        rows: Number of rows the checkpoint declares.
+        extra: The non-field keys the memory stores (e.g. `'size'`).
+        where: Context for messages (e.g. `"checkpoint of the replay memory"`).
+
+    Returns:
+        `{name: array}` of the fields, cast to their dtypes.
+
+    Raises:
+        ArgumentError: for a missing or unexpected key, a wrong shape or
+            dtype, or a non-finite value.
+    """
+    expected = {f"field/{name}" for name in fields} if rows else set()
+    keys = set(arrays) - set(extra)
+    if keys - expected or (rows and expected - keys):
+        raise ArgumentError.invalid(
+            "memory arrays", f"the keys {sorted(expected | set(extra))}", sorted(arrays), where)
+    checked = {}
+    for name, (shape, dtype) in fields.items():
+        if not rows:
+            checked[name] = np.zeros((0,) + tuple(shape), dtype)
+            continue
+        array = np.asarray(arrays[f"field/{name}"])
+        kind = np.dtype(dtype).kind
+        if array.shape != (rows,) + tuple(shape) or array.dtype.kind not in (
+                "b" if kind == "b" else "biu" if kind in "iu" else "biuf"):
+            raise ArgumentError.invalid(
+                f"memory['field/{name}']", f"an array of shape {(rows,) + tuple(shape)} and "
+                f"dtype {np.dtype(dtype).name}", array, where)
+        if kind == "f" and not np.isfinite(array).all():
+            raise ArgumentError.invalid(f"memory['field/{name}']", "finite values", array, where)
+        checked[name] = array.astype(dtype, copy=False)
+    return checked
+
 
 class TrajectoryBuffer:
     """Per-slot running trajectories.

@@ -21,9 +21,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import keras
+import numpy as np
 
 from kerasrl import parameters
 from kerasrl.errors import ArgumentError, UnknownTypeError
+from kerasrl.validation import check_float, check_int, in_range, is_number
 
 OPTIMIZERS = {
     "adam": "Adam",
@@ -70,19 +72,21 @@ class OptimizerSpec:
             raise UnknownTypeError.invalid(f"{name} type", f"one of {sorted(OPTIMIZERS)}", type_)
         self.type = type_.lower()
         self.learning_rate = parameters.create(
-            spec.pop("learning_rate", default_learning_rate), f"{name}['learning_rate']"
+            spec.pop("learning_rate", default_learning_rate), f"{name}['learning_rate']",
+            low=0.0, low_open=True,
         )
-        self.multi_step = spec.pop("multi_step", 1)
-        if isinstance(self.multi_step, bool) or not isinstance(self.multi_step, int) or self.multi_step < 1:
-            raise ArgumentError.invalid(f"{name}['multi_step']", "a positive int", self.multi_step)
+        self.multi_step = check_int(spec.pop("multi_step", 1), f"{name}['multi_step']", minimum=1)
         self.subsampling_fraction = spec.pop("subsampling_fraction", 1.0)
         fraction = self.subsampling_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or fraction <= 0 or (
-            isinstance(fraction, float) and fraction > 1.0
-        ):
+        if isinstance(fraction, (int, np.integer)) and not isinstance(fraction, bool) \
+                and fraction >= 1:
+            self.subsampling_fraction = int(fraction)
+        elif not (is_number(fraction) and in_range(float(fraction), 0.0, 1.0, low_open=True)):
             raise ArgumentError.invalid(
                 f"{name}['subsampling_fraction']", "a float in (0, 1] or a positive int", fraction
             )
+        else:
+            self.subsampling_fraction = float(fraction)
         clip = spec.pop("gradient_norm_clipping", None)
         threshold = spec.pop("clipping_threshold", None)
         clip = clip if clip is not None else threshold
@@ -93,13 +97,9 @@ class OptimizerSpec:
                     self.config[key],
                 )
         kwargs = dict(spec)
-        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
-                                 or clip <= 0):
-            raise ArgumentError.invalid(
-                f"{name}['gradient_norm_clipping']", "a positive number", clip
-            )
         # Clipped by kerasrl's gradient step (the norm is computed once, also as a metric).
-        self.clip_norm = None if clip is None else float(clip)
+        self.clip_norm = None if clip is None else check_float(
+            clip, f"{name}['gradient_norm_clipping']", low=0.0, low_open=True)
         cls = getattr(keras.optimizers, OPTIMIZERS[self.type])
         try:
             self.optimizer = cls(learning_rate=float(self.learning_rate.value({})), **kwargs)

@@ -29,6 +29,7 @@ import numpy as np
 
 from kerasrl import registry
 from kerasrl.errors import ArgumentError
+from kerasrl.validation import check_float, check_int, describe_range, in_range
 
 UNITS = ("timesteps", "episodes", "updates")
 
@@ -63,6 +64,14 @@ class Parameter:
     def is_constant(self) -> bool:
         return False
 
+    def key_values(self) -> list[float] | None:
+        """The values that bound the schedule (None for a stochastic one).
+
+        `create(..., low=, high=)` checks each of them against the range of
+        the hyper-parameter.
+        """
+        return None
+
     def get_config(self) -> dict:
         raise NotImplementedError
 
@@ -72,24 +81,23 @@ class Constant(Parameter):
 
     def __init__(self, value: float):
         super().__init__(None)
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            raise ArgumentError.invalid("value", "a number", value, where="constant parameter")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or \
+                math.isnan(value):
+            raise ArgumentError.invalid("value", "a number (not NaN)", value,
+                                        where="constant parameter")
         self._value = float(value)
 
     def compute(self, step: int) -> float:
         return self._value
+
+    def key_values(self) -> list[float]:
+        return [self._value]
 
     def is_constant(self) -> bool:
         return True
 
     def get_config(self) -> dict:
         return {"type": "constant", "value": self._value}
-
-
-def _check_steps(num_steps: Any, where: str) -> int:
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps <= 0:
-        raise ArgumentError.invalid("num_steps", "a positive int", num_steps, where=where)
-    return int(num_steps)
 
 
 class Decaying(Parameter):
@@ -145,21 +153,22 @@ class Decaying(Parameter):
         if decay not in self.DECAYS:
             raise ArgumentError.invalid("decay", f"one of {self.DECAYS}", decay, "parameter")
         self.decay = decay
-        self.num_steps = _check_steps(num_steps, f"{decay} parameter")
-        self.initial_value = float(initial_value)
+        where = f"{decay} parameter"
+        self.num_steps = check_int(num_steps, "num_steps", minimum=1, where=where)
+        self.initial_value = check_float(initial_value, "initial_value", where=where)
         self.increasing = bool(increasing)
         self.inverse = bool(inverse)
-        self.scale = float(scale)
-        self.end_value = float(final_value)
-        self.power = float(power)
+        self.scale = check_float(scale, "scale", where=where)
+        self.end_value = check_float(final_value, "final_value", where=where)
+        self.power = check_float(power, "power", where=where)
         self.cycle = bool(cycle)
-        self.decay_rate = float(decay_rate)
+        self.decay_rate = check_float(decay_rate, "decay_rate", low=0.0, where=where)
         self.staircase = bool(staircase)
-        self.alpha = float(alpha)
-        self.t_mul = float(t_mul)
-        self.m_mul = float(m_mul)
-        self.num_periods = float(num_periods)
-        self.beta = float(beta)
+        self.alpha = check_float(alpha, "alpha", where=where)
+        self.t_mul = check_float(t_mul, "t_mul", low=0.0, low_open=True, where=where)
+        self.m_mul = check_float(m_mul, "m_mul", low=0.0, where=where)
+        self.num_periods = check_float(num_periods, "num_periods", where=where)
+        self.beta = check_float(beta, "beta", where=where)
         self._rng = np.random.default_rng(0)
 
     def compute(self, step: int) -> float:  # noqa: C901 - one formula per decay
@@ -208,6 +217,13 @@ class Decaying(Parameter):
     def final_value(self) -> float:
         return self.compute(self.num_steps) if self.decay != "cosine_restarts" else self.compute(0)
 
+    def key_values(self) -> list[float] | None:
+        if self.decay == "linear_cosine_noisy":
+            return None
+        n = self.num_steps
+        steps = sorted({0, n // 4, n // 2, (3 * n) // 4, n, 2 * n, 10 * n})
+        return [self.compute(step) for step in steps]
+
     def get_config(self) -> dict:
         return {
             "type": "decaying", "decay": self.decay, "unit": self.unit,
@@ -243,8 +259,9 @@ class PiecewiseConstant(Parameter):
                 "values", f"len(boundaries)+1 = {len(boundaries) + 1} values", values,
                 where="piecewise_constant parameter",
             )
-        self.boundaries = [int(b) for b in boundaries]
-        self.values = [float(v) for v in values]
+        where = "piecewise_constant parameter"
+        self.boundaries = [check_int(b, "boundaries", minimum=0, where=where) for b in boundaries]
+        self.values = [check_float(v, "values", where=where) for v in values]
 
     def compute(self, step: int) -> float:
         for boundary, value in zip(self.boundaries, self.values):
@@ -254,6 +271,9 @@ class PiecewiseConstant(Parameter):
 
     def final_value(self) -> float:
         return self.values[-1]
+
+    def key_values(self) -> list[float]:
+        return list(self.values)
 
     def get_config(self) -> dict:
         return {"type": "piecewise_constant", "unit": self.unit,
@@ -322,17 +342,30 @@ for _decay in Decaying.DECAYS:
         REGISTRY[_decay] = (lambda d: (lambda **kw: Decaying(d, **kw)))(_decay)
 
 
-def create(spec: Any, name: str = "parameter") -> Parameter:
-    """Creates a `Parameter` from a number or a schedule spec.
+def create(spec: Any, name: str = "parameter", low: float | None = None,
+           high: float | None = None, low_open: bool = False, high_open: bool = False,
+           where: str | None = None) -> Parameter:
+    """Creates a `Parameter` from a number or a schedule spec, checking its range.
 
     Args:
         spec: A number, a `Parameter`, or a schedule dict such as
             `dict(type='linear', unit='updates', num_steps=100,
             initial_value=1e-3, final_value=0.0)`.
         name: Argument name for error messages.
+        low, high, low_open, high_open: The range of the hyper-parameter
+            (see `kerasrl.validation.check_float`). A constant must lie in it;
+            a schedule must stay in it at its key steps (`Parameter.key_values`:
+            start, quarters, end, twice and ten times `num_steps`), where an
+            open bound counts as closed (a learning rate may decay to 0).
+            Stochastic schedules (`random`, `ornstein_uhlenbeck`) are not
+            checked.
+        where: Optional context for messages (e.g. `"agent 'ppo'"`).
 
     Returns:
         A `Parameter`.
+
+    Raises:
+        ArgumentError: for a malformed spec or a value out of range.
 
     Example:
 
@@ -343,14 +376,53 @@ def create(spec: Any, name: str = "parameter") -> Parameter:
     0.5
     """
     if isinstance(spec, Parameter):
-        return spec
-    if isinstance(spec, (int, float, np.number)) and not isinstance(spec, bool):
-        return Constant(float(spec))
-    if isinstance(spec, Mapping):
+        parameter = spec
+    elif isinstance(spec, (int, float, np.number)) and not isinstance(spec, bool):
+        if math.isnan(spec):
+            raise ArgumentError.invalid(
+                name, describe_range(low, high, low_open, high_open), spec, where=where)
+        parameter = Constant(float(spec))
+    elif isinstance(spec, Mapping):
         if "type" not in spec and "decay" in spec:
             spec = {"type": "decaying", **spec}
-        return registry.resolve(spec, REGISTRY, kind=f"parameter '{name}'", base_class=Parameter)
-    raise ArgumentError.invalid(name, "a number or a parameter schedule dict", spec)
+        parameter = registry.resolve(spec, REGISTRY, kind=f"parameter '{name}'",
+                                     base_class=Parameter)
+    else:
+        raise ArgumentError.invalid(name, "a number or a parameter schedule dict", spec,
+                                    where=where)
+    if low is not None or high is not None:
+        expected = describe_range(low, high, low_open, high_open)
+        constant = parameter.is_constant()
+        for value in parameter.key_values() or ():
+            if not in_range(value, low, high, low_open and constant, high_open and constant):
+                if constant:
+                    raise ArgumentError.invalid(name, expected, spec, where=where)
+                context = f" of {where}" if where else ""
+                raise ArgumentError(
+                    f"Invalid argument '{name}'{context}: expected {expected} at every step of "
+                    f"the schedule, received a '{get_config(parameter).get('type')}' schedule "
+                    f"that takes the value {value:g} ({get_config(parameter)})."
+                )
+    return parameter
+
+
+def exploration(spec: Any, action_type: str, name: str = "exploration") -> Parameter:
+    """Creates the exploration parameter of one action, checked for its action type.
+
+    For `int` and `bool` actions it is the probability of a random action, in
+    [0, 1]; for `float` actions the standard deviation of the Gaussian noise
+    added to the action, >= 0.
+
+    Args:
+        spec: A number or a schedule spec.
+        action_type: `'int'`, `'bool'` or `'float'`.
+        name: Argument name for error messages.
+
+    Returns:
+        A `Parameter`.
+    """
+    high = None if action_type == "float" else 1.0
+    return create(spec, name, low=0.0, high=high)
 
 
 def get_config(parameter: Parameter | float) -> Any:

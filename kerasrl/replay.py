@@ -31,6 +31,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from kerasrl.errors import ArgumentError
+from kerasrl.memories import check_saved_fields
+from kerasrl.validation import check_int
 
 
 class ReplayMemory:
@@ -123,18 +125,18 @@ class ReplayMemory:
 
     def set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Restores what `get_arrays` returned (same ring layout, so sampling resumes exactly)."""
+        where = "checkpoint of the replay memory"
+        size = check_int(np.asarray(arrays.get("size", 0))[()], "memory['size']", minimum=0,
+                         maximum=self.capacity, where=where)
+        index = check_int(np.asarray(arrays.get("index", 0))[()], "memory['index']", minimum=0,
+                          maximum=self.capacity - 1, where=where)
+        fields = {name: (array.shape[1:], array.dtype) for name, array in self.data.items()}
+        checked = check_saved_fields(arrays, fields, size, ("size", "index"), where)
         self.clear()
-        size = int(arrays.get("size", 0))
-        if size > self.capacity:
-            raise ArgumentError.invalid(
-                "memory", f"at most {self.capacity} transitions (the capacity)", size,
-                "checkpoint of the replay memory",
-            )
         for name, array in self.data.items():
-            if size:
-                array[:size] = arrays[f"field/{name}"]
+            array[:size] = checked[name]
         self.size = size
-        self.index = int(arrays.get("index", 0))
+        self.index = index
 
 
 class NStepWindow:

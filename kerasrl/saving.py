@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from kerasrl.errors import ArgumentError, SaveError
+from kerasrl.errors import ArgumentError, KerasRLError, SaveError
 
 FORMATS = ("keras", "h5", "hdf5", "numpy")
 EXTENSIONS = {"keras": ".keras", "h5": ".h5", "hdf5": ".h5", "numpy": ".npz"}
@@ -155,6 +155,7 @@ def _assign_weights(agent, arrays: dict[str, np.ndarray], source: str) -> None:
                 f"Invalid weights file '{source}': '{name}' has shape {tuple(value.shape)}, "
                 f"expected {tuple(variable.shape)} (does the spec match the saved weights?)."
             )
+        _check_finite(name, value, source)
     for name, variable in weights.items():
         variable.assign(np.asarray(arrays[name]).astype(variable.dtype))
     agent._weights_loaded()
@@ -346,9 +347,38 @@ def _read_archive(path: str) -> tuple[dict, dict, dict, dict]:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
         raise SaveError(f"Corrupt or truncated checkpoint '{path}': {exc}.") from None
-    if metadata.get("format") != "kerasrl-agent":
-        raise SaveError(f"Invalid checkpoint '{path}': not a kerasrl agent archive.")
+    _check_metadata(metadata, path)
     return spec, metadata, arrays, memory
+
+
+#: Metadata fields of an archive and their types (`host_state` is checked by the agent).
+_METADATA_FIELDS = {"kerasrl_version": str, "keras_version": str, "backend": str,
+                    "saved_at": str, "agent": str, "host_state": dict}
+
+
+def _check_metadata(metadata: Any, path: str) -> None:
+    """Checks the type of every metadata field of an archive (SaveError naming it)."""
+    if not isinstance(metadata, dict) or metadata.get("format") != "kerasrl-agent":
+        raise SaveError(f"Invalid checkpoint '{path}': not a kerasrl agent archive.")
+    version = metadata.get("archive_version")
+    if isinstance(version, bool) or not isinstance(version, int) or \
+            not 1 <= version <= ARCHIVE_VERSION:
+        raise SaveError.invalid("metadata['archive_version']",
+                                f"an int in [1, {ARCHIVE_VERSION}]", version, where=path)
+    for key, type_ in _METADATA_FIELDS.items():
+        if key in metadata and not isinstance(metadata[key], type_):
+            raise SaveError.invalid(f"metadata['{key}']", f"a {type_.__name__}",
+                                    metadata[key], where=path)
+
+
+def _check_finite(name: str, array: np.ndarray, source: str) -> None:
+    """Refuses a weight that is not numeric or holds NaN/inf."""
+    if array.dtype.kind not in "biuf":
+        raise SaveError.invalid(name, "a numeric array", array, where=source)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        count = int(array.size - np.isfinite(array).sum())
+        raise SaveError.invalid(name, "finite values (no NaN/inf)",
+                                f"{count} non-finite of {array.size} values", where=source)
 
 
 def read_weights(path: str, format: str) -> dict[str, np.ndarray]:
@@ -447,11 +477,15 @@ def _restore_full(agent, arrays, memory, metadata, path) -> None:
                 f"Checkpoint '{path}' does not match the agent spec: '{key}' has shape "
                 f"{tuple(arrays[key].shape)}, expected {tuple(variable.shape)}."
             )
+        _check_finite(key, np.asarray(arrays[key]), path)
+    try:  # memory and host state are checked by the agent before anything is assigned
+        agent._set_memory_arrays(memory)
+        agent._set_host_state(metadata.get("host_state", {}))
+    except KerasRLError as exc:
+        raise SaveError(f"Invalid checkpoint '{path}': {exc}") from None
     for key, variable in expected.items():
         variable.assign(np.asarray(arrays[key]).astype(variable.dtype))
     agent._weights_loaded()
-    agent._set_memory_arrays(memory)
-    agent._set_host_state(metadata.get("host_state", {}))
 
 
 # ---------------------------------------------------------------------- saver plugin

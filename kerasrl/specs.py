@@ -45,17 +45,15 @@ BOUND_INFINITY = 1e6  # |bound| >= this counts as unbounded (as in Tensorforce)
 def _as_shape(shape: Any, where: str) -> tuple[int, ...]:
     if shape is None:
         return ()
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (int(shape),)
-    try:
-        shape = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
+    dims = (shape,) if not isinstance(shape, (list, tuple)) else tuple(shape)
+    if any(isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer))
+           for d in dims):
         raise SpecError.invalid(
             "shape", "an int or a tuple of ints", shape, where=where
-        ) from None
-    if any(d <= 0 for d in shape):
+        )
+    if any(d <= 0 for d in dims):
         raise SpecError.invalid("shape", "positive dimensions", shape, where=where)
-    return shape
+    return tuple(int(d) for d in dims)
 
 
 class ValueSpec:
@@ -213,7 +211,12 @@ class ValueSpec:
         Raises:
             InputError: wrong shape, wrong dtype, NaN/inf, or out-of-range int.
         """
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except ValueError:  # a ragged nested list
+            raise InputError.invalid(
+                argument, f"a rectangular array of shape (batch, ...) + {self.shape}", value
+            ) from None
         if array.dtype == object:
             raise InputError.invalid(argument, f"a numeric array for {self}", value)
         expected_rank = num_batch_dims + self.rank

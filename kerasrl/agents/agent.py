@@ -21,6 +21,7 @@ from kerasrl import registry
 from kerasrl.agents.io import StateParser, format_actions
 from kerasrl.errors import ArgumentError, CallOrderError, InputError, UnknownTypeError
 from kerasrl.specs import Specs, check_action_specs_bounds
+from kerasrl.validation import check_int
 
 logger = logging.getLogger("kerasrl")
 
@@ -714,12 +715,38 @@ class Agent:
                 "rng": self._rng.bit_generator.state}
 
     def _set_host_state(self, state: dict) -> None:
-        self.timesteps = int(state.get("timesteps", 0))
-        self.episodes = int(state.get("episodes", 0))
-        self.updates = int(state.get("updates", 0))
+        """Restores the counters and the host RNG from a checkpoint's metadata (checked)."""
+        where = "checkpoint metadata"
+        if not isinstance(state, Mapping):
+            raise ArgumentError.invalid("host_state", "a dict", state, where)
+        counters = {key: check_int(state.get(key, 0), f"host_state['{key}']", minimum=0,
+                                   where=where) for key in ("timesteps", "episodes", "updates")}
         if "rng" in state:
-            self._rng.bit_generator.state = state["rng"]
+            current = self._rng.bit_generator.state
+            rng = state["rng"]
+            if not isinstance(rng, Mapping) or set(rng) != set(current) or \
+                    rng.get("bit_generator") != current["bit_generator"]:
+                raise ArgumentError.invalid(
+                    "host_state['rng']", f"a {current['bit_generator']} state with the keys "
+                    f"{sorted(current)}", rng, where)
+            try:
+                self._rng.bit_generator.state = dict(rng)
+            except (TypeError, ValueError, KeyError, OverflowError) as exc:
+                raise ArgumentError.invalid(
+                    "host_state['rng']", f"a valid {current['bit_generator']} state ({exc})",
+                    rng, where) from None
+        self.timesteps, self.episodes, self.updates = (
+            counters["timesteps"], counters["episodes"], counters["updates"])
         self.reset()
+
+    @staticmethod
+    def _check_next_update(state: Mapping, default: int | None) -> int | None:
+        """The `next_update` entry of a checkpoint's host state (None: no update scheduled)."""
+        if "next_update" not in state:
+            return default
+        value = state["next_update"]
+        return None if value is None else check_int(
+            value, "host_state['next_update']", minimum=0, where="checkpoint metadata")
 
     def _sync_weights(self) -> None:
         engine = getattr(self, "engine", None)
@@ -808,9 +835,10 @@ class Agent:
         """
         from kerasrl.execution.runner import Runner
 
+        episodes = check_int(episodes, "episodes", minimum=1, where="evaluate")
         runner = Runner(
             agent=self, environment=environment,
-            num_parallel=num_parallel or min(int(episodes), 8),
+            num_parallel=num_parallel or min(episodes, 8),
             max_episode_timesteps=max_episode_timesteps, seed=seed,
         )
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from kerasrl.distributions import check_mask  # noqa: F401  (re-exported)
-from kerasrl.errors import InputError
+from kerasrl.errors import InputError, KerasRLError
 from kerasrl.specs import Specs, flatten, to_python
 
 # How the states were given, to return actions in the same form.
@@ -93,8 +93,19 @@ class StateParser:
         """Converts `values` to batched, validated arrays.
 
         Raises:
-            InputError: for any malformed value.
+            InputError: for any malformed value (ragged nested lists included).
         """
+        try:
+            return self._parse(values, argument)
+        except KerasRLError:
+            raise
+        except ValueError as exc:  # numpy: ragged or inconsistent nested sequences
+            raise InputError.invalid(
+                argument, f"rectangular arrays matching the state specs {self.states} ({exc})",
+                values,
+            ) from None
+
+    def _parse(self, values: Any, argument: str) -> ParsedStates:
         if isinstance(values, Mapping):
             form = FORM_DICT
             states, masks = self._split(values, argument)

@@ -57,6 +57,7 @@ from kerasrl.agents.on_policy import clipping, parse_update
 from kerasrl.errors import ArgumentError
 from kerasrl.optimizers import OptimizerSpec
 from kerasrl.replay import NStepWindow, ReplayMemory
+from kerasrl.validation import check_float, check_int
 
 
 def l2_penalty(variables) -> Any:
@@ -138,15 +139,7 @@ _BASE_ARGUMENTS = ("memory", "batch_size", "update_frequency", "start_updating",
 
 
 def _positive_int(value: Any, argument: str, agent: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ArgumentError.invalid(argument, "a positive int", value, where=f"agent '{agent}'")
-    return int(value)
-
-
-def _weight(value: Any, argument: str, agent: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
-        raise ArgumentError.invalid(argument, "a float in (0, 1]", value, where=f"agent '{agent}'")
-    return float(value)
+    return check_int(value, argument, minimum=1, where=f"agent '{agent}'")
 
 
 class OffPolicyAgent(Agent):
@@ -243,7 +236,8 @@ class OffPolicyAgent(Agent):
         self.update_spec = spec
         self.batch_size = spec["batch_size"]
         self.multi_step = _positive_int(multi_step, "multi_step", name)
-        self.discount = parameters.create(discount, "discount")
+        self.discount = parameters.create(discount, "discount", low=0.0, high=1.0,
+                                          where=f"agent '{name}'")
         self.horizon = _positive_int(horizon, "horizon", name)
         self.predict_terminal_values = bool(predict_terminal_values)
         self._reward_processing = clipping(reward_processing, "reward_processing")
@@ -276,10 +270,13 @@ class OffPolicyAgent(Agent):
         self._gradient_steps = 0
         self._mask_cache: dict[int, dict] = {}
         self.last_metrics: dict[str, float] = {}
-        self.target_update_weight = _weight(target_update_weight, "target_update_weight", name)
+        self.target_update_weight = check_float(target_update_weight, "target_update_weight",
+                                                low=0.0, high=1.0, low_open=True,
+                                                where=f"agent '{name}'")
         self.target_sync_frequency = _positive_int(target_sync_frequency,
                                                    "target_sync_frequency", name)
-        self.l2_regularization = parameters.create(l2_regularization, "l2_regularization")
+        self.l2_regularization = parameters.create(l2_regularization, "l2_regularization",
+                                                   low=0.0, where=f"agent '{name}'")
 
     # ------------------------------------------------------------------ subclass hooks
     def _check_actions(self) -> None:
@@ -401,13 +398,11 @@ class OffPolicyAgent(Agent):
         if isinstance(exploration, Mapping) and "type" not in exploration and exploration and all(
             key in self.actions_spec or key in ("bool", "int", "float") for key in exploration
         ):
-            result = {}
-            for name, spec in self.actions_spec.items():
-                value = exploration.get(name, exploration.get(spec.type, 0.0))
-                result[name] = parameters.create(value, f"exploration['{name}']")
-            return result
-        parameter = parameters.create(exploration, "exploration")
-        return {name: parameter for name in self.actions_spec}
+            return {name: parameters.exploration(
+                exploration.get(name, exploration.get(spec.type, 0.0)), spec.type,
+                f"exploration['{name}']") for name, spec in self.actions_spec.items()}
+        return {name: parameters.exploration(exploration, spec.type, "exploration")
+                for name, spec in self.actions_spec.items()}
 
     def _explores(self, name: str) -> bool:
         parameter = self.exploration[name]
@@ -593,9 +588,10 @@ class OffPolicyAgent(Agent):
 
     def _set_host_state(self, state: dict) -> None:
         super()._set_host_state(state)
-        if "next_update" in state:
-            self._next_update = state["next_update"]
-        self._gradient_steps = int(state.get("gradient_steps", 0))
+        self._next_update = self._check_next_update(state, self._next_update)
+        self._gradient_steps = check_int(state.get("gradient_steps", 0),
+                                         "host_state['gradient_steps']", minimum=0,
+                                         where="checkpoint metadata")
 
     def _reset_buffers(self) -> None:
         self._window.clear()

@@ -37,10 +37,11 @@ from kerasrl import distributions as kdistributions
 from kerasrl import parameters
 from kerasrl.agents.agent import Agent
 from kerasrl.errors import ArgumentError
-from kerasrl.memories import RecentMemory, TrajectoryBuffer, pad_batch
+from kerasrl.memories import RecentMemory, TrajectoryBuffer, check_saved_fields, pad_batch
 from kerasrl.networks import NetworkBuilder
 from kerasrl.optimizers import OptimizerSpec
 from kerasrl.returns import gae, n_step_returns
+from kerasrl.validation import check_float
 
 UPDATE_UNITS = ("timesteps", "episodes")
 ADVANTAGE_NORMALIZATION = ("normalize", "batch_normalization", "instance_normalization",
@@ -245,13 +246,13 @@ class OnPolicyAgent(Agent):
             raise ArgumentError.invalid("temperature", "1.0 (not configurable yet)", temperature)
         self.update_spec = update
         self.optimizer_spec = optimizer
-        self.discount = parameters.create(discount, "discount")
-        if not isinstance(gae_decay, (int, float)) or not 0.0 <= gae_decay <= 1.0:
-            raise ArgumentError.invalid("gae_decay", "a float in [0, 1]", gae_decay)
-        self.gae_decay = float(gae_decay)
-        self.entropy_regularization = parameters.create(entropy_regularization,
-                                                        "entropy_regularization")
-        self.l2_regularization = parameters.create(l2_regularization, "l2_regularization")
+        where = f"agent '{self.agent_type}'"
+        self.discount = parameters.create(discount, "discount", low=0.0, high=1.0, where=where)
+        self.gae_decay = check_float(gae_decay, "gae_decay", low=0.0, high=1.0, where=where)
+        self.entropy_regularization = parameters.create(
+            entropy_regularization, "entropy_regularization", low=0.0, where=where)
+        self.l2_regularization = parameters.create(l2_regularization, "l2_regularization",
+                                                   low=0.0, where=where)
         self.predict_terminal_values = bool(predict_terminal_values)
         if horizon is not None and (isinstance(horizon, bool) or not isinstance(
                 horizon, (int, np.integer)) or horizon < 1):
@@ -434,13 +435,11 @@ class OnPolicyAgent(Agent):
         if isinstance(exploration, Mapping) and "type" not in exploration and all(
             key in self.actions_spec or key in ("bool", "int", "float") for key in exploration
         ):
-            result = {}
-            for name, spec in self.actions_spec.items():
-                value = exploration.get(name, exploration.get(spec.type, 0.0))
-                result[name] = parameters.create(value, f"exploration['{name}']")
-            return result
-        parameter = parameters.create(exploration, "exploration")
-        return {name: parameter for name in self.actions_spec}
+            return {name: parameters.exploration(
+                exploration.get(name, exploration.get(spec.type, 0.0)), spec.type,
+                f"exploration['{name}']") for name, spec in self.actions_spec.items()}
+        return {name: parameters.exploration(exploration, spec.type, "exploration")
+                for name, spec in self.actions_spec.items()}
 
     def _create_memory(self, memory) -> RecentMemory:
         unit, size = self.update_spec["unit"], self.update_spec["batch_size"]
@@ -941,11 +940,22 @@ class OnPolicyAgent(Agent):
         return arrays
 
     def _set_memory_arrays(self, arrays: dict) -> None:
+        where = "checkpoint of the on-policy memory"
+        lengths = np.asarray(arrays.get("segment_lengths", np.zeros(0, np.int64)))
+        ends = np.asarray(arrays.get("segment_ends", np.zeros(0, bool)))
+        if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or (lengths < 0).any():
+            raise ArgumentError.invalid("memory['segment_lengths']",
+                                        "a 1-d array of non-negative ints", lengths, where)
+        if ends.shape != lengths.shape or ends.dtype.kind != "b":
+            raise ArgumentError.invalid("memory['segment_ends']",
+                                        f"a bool array of shape {lengths.shape}", ends, where)
+        stored = {name: spec for name, spec in self._buffer.fields.items() if name != "reward"}
+        stored.update({"advantage": ((), np.float32), "return": ((), np.float32)})
+        fields = check_saved_fields(arrays, stored, int(lengths.sum()),
+                                    ("segment_lengths", "segment_ends"), where)
         self.memory.clear()
-        lengths = arrays.get("segment_lengths", np.zeros(0, np.int64))
-        fields = {k[len("field/"):]: v for k, v in arrays.items() if k.startswith("field/")}
         start = 0
-        for length, end in zip(lengths, arrays.get("segment_ends", [])):
+        for length, end in zip(lengths, ends):
             self.memory.add({k: v[start:start + length] for k, v in fields.items()}, bool(end))
             start += int(length)
 
@@ -956,8 +966,7 @@ class OnPolicyAgent(Agent):
 
     def _set_host_state(self, state: dict) -> None:
         super()._set_host_state(state)
-        if "next_update" in state:
-            self._next_update = state["next_update"]
+        self._next_update = self._check_next_update(state, self._next_update)
 
     def _reset_buffers(self) -> None:
         self._buffer.clear(np.arange(self.parallel_interactions))

@@ -144,7 +144,8 @@ class PPO(OnPolicyAgent):
         if max_grad_norm is not None:
             optimizer_config.setdefault("gradient_norm_clipping", max_grad_norm)
         self.likelihood_ratio_clipping = parameters.create(
-            likelihood_ratio_clipping, "likelihood_ratio_clipping"
+            likelihood_ratio_clipping, "likelihood_ratio_clipping", low=0.0, low_open=True,
+            where="agent 'ppo'",
         )
         super().__init__(
             states, actions, max_episode_timesteps,

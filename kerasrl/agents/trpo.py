@@ -61,24 +61,12 @@ from kerasrl.agents.on_policy import (
 from kerasrl.agents.vpg import _arguments
 from kerasrl.errors import ArgumentError
 from kerasrl.optimizers import OptimizerSpec
+from kerasrl.validation import check_float, check_int
 
 #: The baseline optimizer used when `baseline` is given without one.
 DEFAULT_BASELINE_OPTIMIZER = {"optimizer": "adam", "learning_rate": 1e-3, "multi_step": 10}
 #: A line-search candidate must keep the mean KL at most this times `learning_rate`.
 KL_TOLERANCE = 1.5
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ArgumentError.invalid(name, f"an int >= {minimum}", value, where="agent 'trpo'")
-    return int(value)
-
-
-def _check_float(value: Any, name: str, low: float, high: float, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
-            low <= float(value) <= high):
-        raise ArgumentError.invalid(name, expected, value, where="agent 'trpo'")
-    return float(value)
 
 
 class TRPO(OnPolicyAgent):
@@ -153,20 +141,16 @@ class TRPO(OnPolicyAgent):
         config: Any = None, **kwargs: Any,
     ):
         arguments = _arguments(locals())
-        max_kl = parameters.create(learning_rate, "learning_rate")
-        if max_kl.is_constant() and not max_kl.value() > 0.0:
-            raise ArgumentError.invalid(
-                "learning_rate", "a positive max-KL step size", learning_rate,
-                where="agent 'trpo'",
-            )
-        self.linesearch_iterations = _check_int(linesearch_iterations, "linesearch_iterations", 0)
-        self.cg_iterations = _check_int(cg_iterations, "cg_iterations", 1)
-        self.cg_damping = _check_float(cg_damping, "cg_damping", 0.0, np.inf, "a float >= 0")
-        self.backtracking_factor = _check_float(
-            backtracking_factor, "backtracking_factor", 0.0, 1.0, "a float in (0, 1)")
-        if self.backtracking_factor in (0.0, 1.0):
-            raise ArgumentError.invalid("backtracking_factor", "a float in (0, 1)",
-                                        backtracking_factor, where="agent 'trpo'")
+        where = "agent 'trpo'"
+        max_kl = parameters.create(learning_rate, "learning_rate", low=0.0, low_open=True,
+                                   where=where)  # the max-KL step size
+        self.linesearch_iterations = check_int(linesearch_iterations, "linesearch_iterations",
+                                               minimum=0, where=where)
+        self.cg_iterations = check_int(cg_iterations, "cg_iterations", minimum=1, where=where)
+        self.cg_damping = check_float(cg_damping, "cg_damping", low=0.0, where=where)
+        self.backtracking_factor = check_float(backtracking_factor, "backtracking_factor",
+                                               low=0.0, high=1.0, low_open=True,
+                                               high_open=True, where=where)
         if baseline is not None:
             if baseline_optimizer is None:
                 baseline_optimizer = dict(DEFAULT_BASELINE_OPTIMIZER)
