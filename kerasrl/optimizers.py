@@ -46,6 +46,41 @@ WRAPPER_KEYS = (
 )
 
 
+def optimizer_config(optimizer: Any, learning_rate: Any, max_grad_norm: Any,
+                     name: str = "optimizer", **defaults: Any) -> dict:
+    """The optimizer dict of an agent from its `optimizer`, `learning_rate` and `max_grad_norm`.
+
+    Args:
+        optimizer: None (Adam), an optimizer name, or a dict; its own keys win.
+        learning_rate: The agent's `learning_rate` (used unless the dict has one).
+        max_grad_norm: The agent's `max_grad_norm` (None: no clipping), checked > 0.
+        name: Argument name for error messages.
+        **defaults: Further defaults (e.g. `multi_step`, `subsampling_fraction`).
+
+    Returns:
+        A dict for `OptimizerSpec`.
+
+    Raises:
+        ArgumentError: for an optimizer that is not None, a str or a dict, or a
+            bad `max_grad_norm`.
+    """
+    if optimizer is None:
+        config: dict = {"type": "adam"}
+    elif isinstance(optimizer, str):
+        config = {"type": optimizer}
+    elif isinstance(optimizer, Mapping):
+        config = dict(optimizer)
+    else:
+        raise ArgumentError.invalid(name, "None, an optimizer name or dict", optimizer)
+    config.setdefault("learning_rate", learning_rate)
+    for key, value in defaults.items():
+        config.setdefault(key, value)
+    if max_grad_norm is not None:
+        config.setdefault("gradient_norm_clipping", check_float(
+            max_grad_norm, "max_grad_norm", low=0.0, low_open=True))
+    return config
+
+
 class OptimizerSpec:
     """A Keras optimizer plus Tensorforce's update-loop settings.
 

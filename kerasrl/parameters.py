@@ -388,7 +388,9 @@ def create(spec: Any, name: str = "parameter", low: float | None = None,
         parameter = registry.resolve(spec, REGISTRY, kind=f"parameter '{name}'",
                                      base_class=Parameter)
     else:
-        raise ArgumentError.invalid(name, "a number or a parameter schedule dict", spec,
+        number = describe_range(low, high, low_open, high_open) if (
+            low is not None or high is not None) else "a number"
+        raise ArgumentError.invalid(name, f"{number} or a parameter schedule dict", spec,
                                     where=where)
     if low is not None or high is not None:
         expected = describe_range(low, high, low_open, high_open)

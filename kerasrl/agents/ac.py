@@ -28,8 +28,8 @@ from __future__ import annotations
 from typing import Any
 
 from kerasrl.agents.on_policy import OnPolicyAgent, parse_update
-from kerasrl.agents.vpg import _arguments, optimizer_config, policy_gradient_objective
-from kerasrl.optimizers import OptimizerSpec
+from kerasrl.agents.vpg import _arguments, policy_gradient_objective
+from kerasrl.optimizers import OptimizerSpec, optimizer_config
 
 
 class AC(OnPolicyAgent):

@@ -100,9 +100,11 @@ class StateParser:
         except KerasRLError:
             raise
         except ValueError as exc:  # numpy: ragged or inconsistent nested sequences
+            shapes = (str(self.states[self._first].shape) if self.states.singleton else
+                      ", ".join(f"{name}: {spec.shape}" for name, spec in self.states.items()))
             raise InputError.invalid(
-                argument, f"rectangular arrays matching the state specs {self.states} ({exc})",
-                values,
+                argument, f"rectangular arrays of the state shape(s) {shapes}, optionally with "
+                f"a leading batch axis (numpy: {exc})", values,
             ) from None
 
     def _parse(self, values: Any, argument: str) -> ParsedStates:

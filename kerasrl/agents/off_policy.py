@@ -55,7 +55,7 @@ from kerasrl import parameters
 from kerasrl.agents.agent import Agent
 from kerasrl.agents.on_policy import clipping, parse_update
 from kerasrl.errors import ArgumentError
-from kerasrl.optimizers import OptimizerSpec
+from kerasrl.optimizers import OptimizerSpec, optimizer_config
 from kerasrl.replay import NStepWindow, ReplayMemory
 from kerasrl.validation import check_float, check_int
 
@@ -349,17 +349,8 @@ class OffPolicyAgent(Agent):
     @staticmethod
     def _optimizer(spec: Any, learning_rate: Any, max_grad_norm: Any, name: str):
         """An `OptimizerSpec` from an optimizer argument (None: Adam, a name, or a dict)."""
-        config: dict = {"type": "adam"}
-        if isinstance(spec, str):
-            config = {"type": spec}
-        elif isinstance(spec, Mapping):
-            config = dict(spec)
-        elif spec is not None:
-            raise ArgumentError.invalid(name, "None, an optimizer name or dict", spec)
-        config.setdefault("learning_rate", learning_rate)
-        if max_grad_norm is not None:
-            config.setdefault("gradient_norm_clipping", max_grad_norm)
-        optimizer = OptimizerSpec(config, name=name)
+        optimizer = OptimizerSpec(optimizer_config(spec, learning_rate, max_grad_norm, name),
+                                  name=name)
         if optimizer.multi_step != 1 or optimizer.subsampling_fraction != 1.0:
             raise ArgumentError.invalid(
                 name, "no multi_step/subsampling_fraction (use the agent's multi_step)", spec

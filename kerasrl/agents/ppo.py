@@ -39,7 +39,7 @@ from keras import ops
 from kerasrl import backend as kbackend
 from kerasrl import parameters
 from kerasrl.agents.on_policy import OnPolicyAgent, _weighted_mean, parse_update
-from kerasrl.optimizers import OptimizerSpec
+from kerasrl.optimizers import OptimizerSpec, optimizer_config
 
 
 class PPO(OnPolicyAgent):
@@ -133,16 +133,9 @@ class PPO(OnPolicyAgent):
                      if k not in ("self", "states", "actions", "max_episode_timesteps",
                                   "kwargs", "parallel_interactions", "config", "__class__")}
         update_spec = parse_update(update, batch_size, update_frequency, "episodes", "ppo")
-        optimizer_config: dict = {"type": "adam"}
-        if isinstance(optimizer, str):
-            optimizer_config = {"type": optimizer}
-        elif isinstance(optimizer, dict):
-            optimizer_config = dict(optimizer)
-        optimizer_config.setdefault("learning_rate", learning_rate)
-        optimizer_config.setdefault("multi_step", multi_step)
-        optimizer_config.setdefault("subsampling_fraction", subsampling_fraction)
-        if max_grad_norm is not None:
-            optimizer_config.setdefault("gradient_norm_clipping", max_grad_norm)
+        optimizer = optimizer_config(optimizer, learning_rate, max_grad_norm,
+                                     multi_step=multi_step,
+                                     subsampling_fraction=subsampling_fraction)
         self.likelihood_ratio_clipping = parameters.create(
             likelihood_ratio_clipping, "likelihood_ratio_clipping", low=0.0, low_open=True,
             where="agent 'ppo'",
@@ -150,7 +143,7 @@ class PPO(OnPolicyAgent):
         super().__init__(
             states, actions, max_episode_timesteps,
             update=update_spec, network=network, policy=policy,
-            optimizer=OptimizerSpec(optimizer_config, name="optimizer"),
+            optimizer=OptimizerSpec(optimizer, name="optimizer"),
             discount=discount, gae_decay=gae_decay, baseline=baseline,
             baseline_optimizer=baseline_optimizer,
             use_beta_distribution=use_beta_distribution, distributions=distributions,

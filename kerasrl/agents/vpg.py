@@ -28,7 +28,7 @@ from typing import Any
 
 from kerasrl import backend as kbackend
 from kerasrl.agents.on_policy import OnPolicyAgent, _weighted_mean, parse_update
-from kerasrl.optimizers import OptimizerSpec
+from kerasrl.optimizers import OptimizerSpec, optimizer_config
 
 
 def policy_gradient_objective(agent, batch, weights, hyper):
@@ -41,20 +41,6 @@ def policy_gradient_objective(agent, batch, weights, hyper):
     loss = policy_loss - hyper["entropy_regularization"] * entropy
     return loss, {"policy_loss": policy_loss, "entropy": entropy,
                   **agent._action_metrics(terms, batch, weights, kl=False)}
-
-
-def optimizer_config(optimizer: Any, learning_rate: Any, max_grad_norm: Any, **defaults) -> dict:
-    config: dict = {"type": "adam"}
-    if isinstance(optimizer, str):
-        config = {"type": optimizer}
-    elif isinstance(optimizer, dict):
-        config = dict(optimizer)
-    config.setdefault("learning_rate", learning_rate)
-    for key, value in defaults.items():
-        config.setdefault(key, value)
-    if max_grad_norm is not None:
-        config.setdefault("gradient_norm_clipping", max_grad_norm)
-    return config
 
 
 class VPG(OnPolicyAgent):
