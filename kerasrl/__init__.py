@@ -38,6 +38,7 @@ def _select_backend() -> None:
 _select_backend()
 
 from kerasrl.errors import KerasRLError  # noqa: E402
+from kerasrl.registry import custom_object_scope, register  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -48,7 +49,8 @@ from kerasrl import distributions as _distributions  # noqa: E402, F401
 from kerasrl import export as _export  # noqa: E402, F401
 from kerasrl import layers as _layers  # noqa: E402, F401
 
-__all__ = ["Agent", "Environment", "Runner", "KerasRLError", "__version__"]
+__all__ = ["Agent", "Environment", "Runner", "KerasRLError", "register",
+           "custom_object_scope", "__version__"]
 
 
 def __getattr__(name):  # lazy imports keep `import kerasrl` light

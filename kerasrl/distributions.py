@@ -968,7 +968,8 @@ def _is_per_action(config: Mapping, name: str) -> bool:
 def _distribution_class(type_: Any, where: str) -> type[Distribution]:
     """Resolves a type key, an import path or a class to a `Distribution` subclass."""
     if isinstance(type_, str):
-        obj = DISTRIBUTIONS.get(type_.lower()) or registry.import_object(type_)
+        obj = DISTRIBUTIONS.get(type_.lower()) or registry.import_object(
+            type_, Distribution, "distributions")
     else:
         obj = type_
     if isinstance(obj, type) and issubclass(obj, Distribution):

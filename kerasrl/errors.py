@@ -66,6 +66,15 @@ class UnknownTypeError(ArgumentError):
     """A module type key (agent, layer, memory, ...) is not registered."""
 
 
+class UnsafeSpecError(ArgumentError):
+    """A spec, file or checkpoint asks for code that kerasrl does not run unless allowed.
+
+    Raised for dotted import paths read from a file in safe mode, for import
+    paths that do not name a subclass of what is expected there, and for
+    expressions outside the restricted language (see `docs/security.md`).
+    """
+
+
 class InputError(KerasRLError, ValueError):
     """A value passed to `act`/`observe` or returned by an environment is invalid."""
 
@@ -87,6 +96,7 @@ __all__ = [
     "SpecError",
     "ArgumentError",
     "UnknownTypeError",
+    "UnsafeSpecError",
     "InputError",
     "CallOrderError",
     "EnvironmentFailure",

@@ -56,6 +56,13 @@ class DeterministicActions(keras.layers.Layer):
             for name, dist in self._distributions.items()
         }
 
+    @classmethod
+    def from_config(cls, config: dict) -> DeterministicActions:
+        """Rebuilds the layer from a saved config, in safe mode."""
+        from kerasrl.layers.base import from_saved_config
+
+        return from_saved_config(cls, config)
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(actions=self.actions, distributions=self.distribution_configs)

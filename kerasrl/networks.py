@@ -98,7 +98,15 @@ from kerasrl.layers import (
 )
 from kerasrl.layers import base as layer_base
 from kerasrl.layers.misc import compile_expression
-from kerasrl.registry import import_object, is_json_path, load_json, resolve
+from kerasrl.registry import (
+    check_file_content,
+    import_object,
+    is_import_path,
+    is_json_path,
+    load_json,
+    lookup,
+    resolve,
+)
 from kerasrl.specs import Specs, ValueSpec
 
 NETWORK_TYPES = ("auto", "custom", "keras", "layered")
@@ -234,15 +242,16 @@ def _takes_arguments(function: Any) -> bool:
 def _read_json(path: str, argument: str) -> Any:
     try:
         with open(path, encoding="utf-8") as file:
-            return json.load(file)
+            value = json.load(file)
     except (OSError, json.JSONDecodeError) as exc:
         raise ArgumentError.invalid(argument, "a readable JSON file", f"{path}: {exc}") from None
+    return check_file_content(value, f"file '{path}'", argument)
 
 
 def _instantiate_model(model: Any, kwargs: dict) -> keras.Model:
     """A `keras.Model` from an instance, a subclass (called with kwargs) or a factory."""
     if isinstance(model, str):
-        imported = import_object(model)
+        imported = import_object(model, keras.Model, "model")
         if imported is None:
             raise ArgumentError.invalid(
                 "model", "a keras.Model, a subclass, a factory or an import path", model,
@@ -388,7 +397,7 @@ class NetworkBuilder:
                 return self._network_form(_read_json(spec, "network"))
             if key in LAYERS or key in STRUCTURAL_TYPES or key in UNSUPPORTED_TYPES:
                 return "layered", [[spec]]
-            imported = import_object(spec)
+            imported = import_object(spec, (keras.Model, keras.layers.Layer), "network")
             if imported is not None:
                 return self._network_form(imported)
             raise UnknownTypeError.invalid(
@@ -461,7 +470,7 @@ class NetworkBuilder:
             )
         if key in LAYERS or key in STRUCTURAL_TYPES or key in UNSUPPORTED_TYPES:
             return "layered", [[{"type": type_, **spec}]]
-        imported = import_object(type_)
+        imported = import_object(type_, (keras.Model, keras.layers.Layer), "network type")
         if imported is not None:
             return self._dict_form({"type": imported, **spec})
         raise UnknownTypeError.invalid(
@@ -688,7 +697,7 @@ class NetworkBuilder:
             if is_json_path(spec):
                 return NetworkBuilder._normalize_layer_spec(load_json(spec, "layer"))
             known = spec.lower() in LAYER_TYPES or spec.lower() in UNSUPPORTED_TYPES
-            if not known and import_object(spec) is None:
+            if not known and not is_import_path(spec) and lookup(spec) is None:
                 try:  # a bare expression in x is a function layer
                     compile_expression(spec)
                     return {"type": "function", "function": spec}
@@ -723,7 +732,8 @@ class NetworkBuilder:
         user_name = spec.pop("name", None)
         local_name = spec.pop("_local_name", None)
         type_ = spec["type"]
-        if key is not None and key not in LAYERS and import_object(type_) is None:
+        if key is not None and key not in LAYERS and import_object(
+                type_, keras.layers.Layer, "layer type") is None:
             raise UnknownTypeError.invalid(
                 "layer type", f"one of {list(LAYER_TYPES)} or an import path", type_
             )

@@ -403,7 +403,8 @@ _DROPPED_SPEC_KEYS = ("internals", "initial_internals", "saver", "summarizer", "
 
 
 def load(directory: str | None = None, filename: str | None = None, format: str | None = None,
-         environment: Any = None, **kwargs: Any):
+         environment: Any = None, safe_mode: bool = True,
+         custom_objects: dict[str, Any] | None = None, **kwargs: Any):
     """Loads an agent saved by `agent.save` (or a Tensorforce numpy/HDF5 checkpoint).
 
     Args:
@@ -412,6 +413,9 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
             checkpoint in the directory).
         format: `'keras'`, `'h5'`/`'hdf5'`, `'numpy'`, or None to infer.
         environment: Environment to take missing specs from.
+        safe_mode: Refuse import paths in the saved spec (the default: a
+            checkpoint is data, see `docs/security.md`); False trusts the file.
+        custom_objects: `{name: class}` the saved spec may name.
         **kwargs: Override spec entries (e.g. `parallel_interactions`), or
             attach plugins again (`saver=...`, `summarizer=...`,
             `recorder=...`): saved plugins are not re-attached.
@@ -421,7 +425,9 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
 
     Raises:
         SaveError: missing/corrupt files, or a spec that does not match.
+        UnsafeSpecError: the spec names code by import path (in safe mode).
     """
+    from kerasrl import registry
     from kerasrl.agents.agent import Agent
 
     if directory is None:
@@ -448,8 +454,11 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
             f"'{spec['agent']}' agent."
         )
     kwargs.pop("agent", None)
-    spec.update(kwargs)
-    agent = Agent.create(spec, environment=environment)
+    with registry.safe_mode_scope(False if safe_mode is False else None), \
+            registry.custom_object_scope(custom_objects):
+        registry.check_file_content(spec, f"checkpoint '{path}'")
+        with registry.reading_file():
+            agent = Agent.create({**spec, **kwargs}, environment=environment)
     if found_format == "keras":
         if metadata.get("agent") != agent.agent_type:
             raise SaveError(

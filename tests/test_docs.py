@@ -46,6 +46,7 @@ PAGES_WITH_CODE = (
     "saving.md",
     "record-and-pretrain.md",
     "parallel.md",
+    "security.md",
 )
 
 _FENCE = re.compile(

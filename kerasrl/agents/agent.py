@@ -80,8 +80,7 @@ PLUGINS = {
 
 
 def _agent_class(key: str) -> type:
-    path = AGENTS[key]
-    return registry.import_object(path)
+    return registry.import_internal(AGENTS[key])
 
 
 def _jsonable(value: Any) -> Any:
@@ -213,7 +212,9 @@ class Agent:
         return {**CONFIG_KEYS, **config}
 
     @classmethod
-    def create(cls, agent: Any = "ppo", environment: Any = None, **kwargs: Any) -> Agent:
+    def create(cls, agent: Any = "ppo", environment: Any = None, *,
+               safe_mode: bool | None = None, custom_objects: Mapping[str, Any] | None = None,
+               **kwargs: Any) -> Agent:
         """Creates an agent from a spec, Tensorforce style.
 
         Args:
@@ -223,6 +224,13 @@ class Agent:
             environment: An environment (or environment spec) from which
                 `states`, `actions` and `max_episode_timesteps` are taken
                 unless given explicitly.
+            safe_mode: None (default): import paths read from files (a JSON
+                spec, a network JSON) are refused, those written in Python
+                are allowed; True: refused everywhere; False: the files are
+                trusted. Whatever a path names must be a subclass of what is
+                expected at that place (see `docs/security.md`).
+            custom_objects: `{name: class}` that specs may name (also in
+                safe mode), like Keras' `custom_objects`.
             **kwargs: Agent arguments.
 
         Returns:
@@ -231,6 +239,8 @@ class Agent:
         Raises:
             UnknownTypeError: unknown agent type.
             ArgumentError: unknown or invalid arguments.
+            UnsafeSpecError: an import path refused by safe mode, or one that
+                does not name an `Agent` subclass.
 
         Example:
 
@@ -238,6 +248,11 @@ class Agent:
         agent = Agent.create(agent='ppo', environment='CartPole-v1', batch_size=10)
         ```
         """
+        with registry.safe_mode_scope(safe_mode), registry.custom_object_scope(custom_objects):
+            return cls._create(agent, environment, **kwargs)
+
+    @classmethod
+    def _create(cls, agent: Any, environment: Any, **kwargs: Any) -> Agent:
         if isinstance(agent, Agent):
             for key, value in kwargs.items():
                 if key == "parallel_interactions":
@@ -299,28 +314,29 @@ class Agent:
             spec = dict(agent)
             spec.update(kwargs)
             type_ = spec.pop("agent", None) or spec.pop("type", None) or "ppo"
-            return cls.create(agent=type_, environment=environment, **spec)
+            return cls._create(type_, environment, **spec)
         if isinstance(agent, str):
             if registry.is_json_path(agent):
-                return cls.create(registry.load_json(agent, "agent"), environment, **kwargs)
+                with registry.reading_file():
+                    return cls._create(registry.load_json(agent, "agent"), environment, **kwargs)
             key = agent.lower()
             if key in AGENTS:
-                return cls.create(_agent_class(key), environment, **kwargs)
+                return cls._create(_agent_class(key), environment, **kwargs)
             if key in PLANNED_AGENTS:
                 raise UnknownTypeError(
                     f"Agent type '{agent}' is not available in this version of kerasrl yet; "
                     f"available: {sorted(AGENTS)}."
                 )
-            obj = registry.import_object(agent)
-            if isinstance(obj, type) and issubclass(obj, Agent):
-                return cls.create(obj, environment, **kwargs)
+            obj = registry.import_object(agent, Agent, "agent")
+            if obj is not None:
+                return cls._create(obj, environment, **kwargs)
             raise UnknownTypeError.invalid(
                 "agent", f"one of {sorted(AGENTS)}, a JSON file, or an Agent class", agent
             )
         if callable(agent):
             # A plain policy `fn(states) -> actions` (Tensorforce's recorded
             # function): see `kerasrl.agents.simple.FunctionAgent`.
-            return cls.create(_agent_class("function"), environment, function=agent, **kwargs)
+            return cls._create(_agent_class("function"), environment, function=agent, **kwargs)
         raise ArgumentError.invalid("agent", "an agent spec (str, dict, class or instance)", agent)
 
     def get_config(self) -> dict:
@@ -352,7 +368,7 @@ class Agent:
     def _attach_plugins(self) -> None:
         """Creates the saver/summarizer/recorder plugins (once the agent is built)."""
         for key, value in self._plugin_specs.items():
-            factory = registry.import_object(PLUGINS[key])
+            factory = registry.import_internal(PLUGINS[key])
             if factory is None:
                 raise ArgumentError(
                     f"Argument '{key}' is not available in this version of kerasrl yet; "
@@ -675,17 +691,21 @@ class Agent:
 
     @classmethod
     def load(cls, directory: str | None = None, filename: str | None = None,
-             format: str | None = None, environment: Any = None, **kwargs: Any) -> Agent:
+             format: str | None = None, environment: Any = None, *, safe_mode: bool = True,
+             custom_objects: Mapping[str, Any] | None = None, **kwargs: Any) -> Agent:
         """Loads an agent saved with `save` (newest checkpoint by default).
 
         Also reads Tensorforce 0.6.5 numpy/HDF5 checkpoints (spec JSON beside
         them). Saved saver/summarizer/recorder settings are not re-attached;
-        pass them as keyword arguments. See `kerasrl.saving.load`.
+        pass them as keyword arguments. With `safe_mode=True` (default) the
+        saved spec may not name code by import path unless it is registered
+        or in `custom_objects`. See `kerasrl.saving.load`.
         """
         from kerasrl import saving
 
         return saving.load(directory, filename=filename, format=format,
-                           environment=environment, **kwargs)
+                           environment=environment, safe_mode=safe_mode,
+                           custom_objects=custom_objects, **kwargs)
 
     def export(self, path: str) -> str:
         """Writes a `.keras` inference model: states (and masks) → deterministic actions.

@@ -14,9 +14,11 @@ Remote execution (`remote='multiprocessing' | 'socket-client' |
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import math
 import random
+import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+import kerasrl.registry as registry
 from kerasrl.errors import (
     ArgumentError,
     CallOrderError,
@@ -34,6 +37,7 @@ from kerasrl.errors import (
     UnknownTypeError,
     _short,
 )
+from kerasrl.expressions import compile_restricted, evaluate
 from kerasrl.registry import is_json_path, load_json
 from kerasrl.specs import Specs, ValueSpec, flatten, unflatten
 
@@ -117,6 +121,7 @@ class Environment:
         blocking: bool = False,
         host: str | None = None,
         port: int | None = None,
+        safe_mode: bool | None = None,
         **kwargs: Any,
     ) -> EnvironmentWrapper:
         """Creates a (wrapped) environment from a specification.
@@ -149,6 +154,10 @@ class Environment:
             host: Socket modes: server address (servers bind 127.0.0.1 by
                 default).
             port: Socket modes: server port.
+            safe_mode: None (default): import paths and module names read
+                from a JSON file are refused, those written in Python are
+                allowed; True: refused everywhere; False: the file is trusted
+                (see `docs/security.md`).
             **kwargs: Arguments of the environment (e.g. `level=`, `seed=`,
                 `min_value=` for gymnasium, or the custom class' arguments).
 
@@ -166,13 +175,15 @@ class Environment:
         500
         """
         _check_remote_arguments(remote, blocking, host, port)
-        if remote is not None:
-            return _create_remote(
-                environment, max_episode_timesteps, reward_shaping, remote, blocking,
-                host, port, kwargs,
-            )
-        resolved = resolve_environment(environment, max_episode_timesteps, reward_shaping, kwargs)
-        return resolved.build()
+        with registry.safe_mode_scope(safe_mode):
+            if remote is not None:
+                return _create_remote(
+                    environment, max_episode_timesteps, reward_shaping, remote, blocking,
+                    host, port, kwargs,
+                )
+            resolved = resolve_environment(environment, max_episode_timesteps, reward_shaping,
+                                           kwargs)
+            return resolved.build()
 
     # ------------------------------------------------------------------ interface
     def states(self) -> dict:
@@ -440,10 +451,30 @@ def _module_environment_class(module: types.ModuleType) -> Any:
     return None
 
 
-def _import_environment(path: str) -> Any:
-    """Imports `'package.module.Class'` or `'package.module'`; None if not importable."""
+def _check_entry_point(level: Any, from_file: bool) -> None:
+    """Refuses, in safe mode, a gymnasium id `'module:Env-v0'` (gymnasium imports `module`)."""
+    if isinstance(level, str) and ":" in level and (
+            registry.in_safe_mode() or (from_file and not registry.trusts_files())):
+        raise registry.unsafe_path("level", level)
+
+
+def _import_environment(path: str, from_file: bool) -> Any:
+    """Imports `'package.module.Class'` or `'package.module'`; None if not importable.
+
+    A registered class (`kerasrl.register`, `custom_objects=`) is found first.
+    Nothing is imported for a name read from a file (unless the caller trusts
+    files) or in safe mode: that raises `UnsafeSpecError`.
+    """
     if ":" in path or "/" in path or not path.replace(".", "").replace("_", "").isalnum():
         return None
+    registered = registry.lookup(path)
+    if registered is not None:
+        return registered
+    if registry.in_safe_mode() or (from_file and not registry.trusts_files()):
+        if path.split(".")[0] not in sys.modules and importlib.util.find_spec(
+                path.split(".")[0]) is None:
+            return None  # not a module name at all (e.g. an unregistered gymnasium id)
+        raise registry.unsafe_path("environment", path)
     try:
         module = importlib.import_module(path)
     except ImportError:
@@ -575,6 +606,7 @@ def resolve_environment(
     kwargs = dict(kwargs or {})
     max_episode_timesteps = _check_max_episode_timesteps(max_episode_timesteps)
     _check_reward_shaping(reward_shaping)
+    from_file = False  # whether the spec came from a JSON file (safe mode applies)
     for _ in range(16):  # bounded: specs may refer to specs (JSON -> dict -> key)
         if isinstance(environment, EnvironmentWrapper):
             own = environment.max_episode_timesteps()
@@ -619,6 +651,7 @@ def resolve_environment(
         if isinstance(environment, str):
             if is_json_path(environment):
                 environment = load_json(environment, "environment")
+                from_file = True
                 continue
             if environment.endswith(".json"):
                 raise ArgumentError.invalid(
@@ -636,22 +669,25 @@ def resolve_environment(
                             "level", f"a gymnasium id or env for environment {environment!r}",
                             None, where="Environment.create",
                         )
+                    _check_entry_point(kwargs["level"], from_file)
                     return ResolvedEnvironment(
                         "gymnasium", None, max_episode_timesteps, reward_shaping, kwargs
                     )
                 environment = target
                 continue
-            imported = _import_environment(environment) if "." in environment else None
+            imported = _import_environment(environment, from_file) if "." in environment \
+                else None
             if imported is not None:
                 environment = imported
                 continue
             level = gymnasium_id(environment)
             if level is None and "." not in environment:
-                imported = _import_environment(environment)  # a top-level module
+                imported = _import_environment(environment, from_file)  # a top-level module
                 if imported is not None:
                     environment = imported
                     continue
             if level is not None:
+                _check_entry_point(level, from_file)
                 if "level" in kwargs:
                     raise ArgumentError.invalid(
                         "level", "no level when the environment is a gymnasium id",
@@ -710,14 +746,18 @@ def _check_reward_shaping(reward_shaping: Any) -> None:
     )
 
 
+#: What a `reward_shaping` expression may use besides its variables (see
+#: `kerasrl.expressions`: no builtins beyond these, no private attributes).
+REWARD_SHAPING_NAMESPACE = {
+    "math": math, "np": np, "random": random, "abs": abs, "min": min, "max": max,
+    "float": float, "int": int, "bool": bool, "round": round, "sum": sum, "len": len,
+}
+_REWARD_SHAPING_VARIABLES = ("states", "actions", "terminal", "reward", "next_states")
+
+
 def _compile_reward_shaping(expression: str) -> types.CodeType:
-    try:
-        return compile(expression, "<reward_shaping>", "eval")
-    except SyntaxError as exc:
-        raise ArgumentError.invalid(
-            "reward_shaping", f"a valid Python expression ({exc.msg})", expression,
-            where="Environment.create",
-        ) from None
+    return compile_restricted(expression, REWARD_SHAPING_NAMESPACE, _REWARD_SHAPING_VARIABLES,
+                              "reward_shaping", where="Environment.create")
 
 
 # ---------------------------------------------------------------------- wrapper
@@ -1117,11 +1157,7 @@ class EnvironmentWrapper(Environment):
         }
         try:
             if self._reward_shaping_code is not None:
-                result = eval(  # noqa: S307 - user-provided expression, by design
-                    self._reward_shaping_code,
-                    {"math": math, "np": np, "random": random, "__builtins__": __builtins__},
-                    arguments,
-                )
+                result = evaluate(self._reward_shaping_code, REWARD_SHAPING_NAMESPACE, arguments)
             else:
                 result = self._reward_shaping(
                     self._previous_states, actions, terminal, reward, states

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasrl import registry
 from kerasrl.errors import ArgumentError
 
 PACKAGE = "kerasrl"
@@ -38,6 +39,23 @@ NONLINEARITIES = (
 def serializable(cls: type) -> type:
     """Registers a layer class for Keras serialization under `kerasrl>Name`."""
     return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+
+
+def from_saved_config(cls: type, config: dict) -> Any:
+    """`cls(**config)` for a config Keras read from a file, resolved in safe mode.
+
+    Import paths in the config are refused unless registered
+    (`kerasrl.register`), unless Keras' safe mode was turned off
+    (`keras.saving.load_model(..., safe_mode=False)`) or kerasrl's
+    (`safe_mode=False`).
+    """
+    from keras.src.saving import serialization_lib
+
+    trusted = serialization_lib.in_safe_mode() is False
+    with registry.safe_mode_scope(False) if trusted else registry.reading_file():
+        registry.check_file_content(config, f"the Keras config of a {cls.__name__} layer",
+                                    "config")
+        return cls(**config)
 
 
 def where(kwargs: dict, key: str) -> str:

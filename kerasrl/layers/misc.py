@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import ast
 import math
 from collections.abc import Callable
 from typing import Any
@@ -12,9 +11,10 @@ from typing import Any
 import keras
 from keras import ops
 
-from kerasrl.errors import ArgumentError
+from kerasrl import registry
+from kerasrl.errors import ArgumentError, UnsafeSpecError
+from kerasrl.expressions import compile_restricted, evaluate
 from kerasrl.layers import base
-from kerasrl.registry import import_object
 
 AGGREGATIONS = ("concat", "product", "stack", "sum")
 
@@ -172,48 +172,23 @@ FUNCTION_NAMESPACE = {
     "int": int,
     "pi": math.pi,
 }
-_ALLOWED_NODES = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp, ast.Call,
-    ast.Name, ast.Load, ast.Constant, ast.Attribute, ast.Subscript, ast.Slice, ast.Tuple,
-    ast.List, ast.keyword, ast.operator, ast.unaryop, ast.cmpop, ast.boolop,
-)
 
 
 def compile_expression(expression: str, where: str = "layer 'function'") -> Any:
-    """Compiles a restricted expression in `x` (see `Function`).
+    """Compiles a restricted expression in `x` (see `Function` and `kerasrl.expressions`).
 
     Args:
         expression: Python expression text, e.g. `"ops.tanh(x) * 2.0"`.
         where: Layer name for messages.
 
     Returns:
-        A code object for `eval`.
+        A code object for `kerasrl.expressions.evaluate`.
 
     Raises:
-        ArgumentError: for a syntax error or a name or construct that is not
+        UnsafeSpecError: for a syntax error or a name or construct that is not
             allowed.
     """
-    try:
-        tree = ast.parse(expression, mode="eval")
-    except SyntaxError as exc:
-        raise ArgumentError.invalid(
-            "function", f"a valid expression in x ({exc.msg})", expression, where
-        ) from None
-    allowed = {"x", *FUNCTION_NAMESPACE}
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            problem = f"no {type(node).__name__} construct"
-        elif isinstance(node, ast.Name) and node.id not in allowed:
-            problem = f"only the names {sorted(allowed)}, not '{node.id}'"
-        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-            problem = f"no private attribute '{node.attr}'"
-        else:
-            continue
-        raise ArgumentError.invalid(
-            "function", f"an expression in x using keras.ops as `ops` ({problem})",
-            expression, where,
-        )
-    return compile(tree, "<function layer>", "eval")
+    return compile_restricted(expression, FUNCTION_NAMESPACE, ("x",), "function", where)
 
 
 @base.serializable
@@ -251,11 +226,10 @@ class Function(keras.layers.Layer):
         if isinstance(function, str):
             try:
                 self._code = compile_expression(function, location)
-            except ArgumentError:
-                imported = import_object(function)
-                if not callable(imported):
+            except UnsafeSpecError:
+                if not registry.is_import_path(function):
                     raise
-                self._callable = imported
+                self._callable = registry.import_function(function, "function")
         elif callable(function):
             self._callable = function
         else:
@@ -267,15 +241,21 @@ class Function(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         if self._code is not None:
-            return eval(self._code, {"__builtins__": {}}, {**FUNCTION_NAMESPACE, "x": inputs})
+            return evaluate(self._code, FUNCTION_NAMESPACE, {"x": inputs})
         return self._callable(inputs)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Function:
+        """Rebuilds the layer from a saved config, in safe mode (`base.from_saved_config`)."""
+        return base.from_saved_config(cls, config)
 
     def get_config(self) -> dict:
         function = self.function
         if not isinstance(function, str):
             module = getattr(function, "__module__", None)
             qualname = getattr(function, "__qualname__", "")
-            if not module or "<" in qualname or import_object(f"{module}.{qualname}") is None:
+            if not module or "<" in qualname or registry.import_internal(
+                    f"{module}.{qualname}") is None:
                 raise ArgumentError.invalid(
                     "function", "a string expression or an importable module-level function "
                     f"to serialize layer '{self.name}'", function,

@@ -440,10 +440,8 @@ def test_reward_shaping_errors():
         Environment.create(Counter, reward_shaping="reward +")
     with pytest.raises(ArgumentError, match="reward_shaping"):
         Environment.create(Counter, reward_shaping=3)
-    env = Environment.create(Counter, reward_shaping="undefined_name")
-    env.reset()
     with pytest.raises(ArgumentError, match="undefined_name"):
-        env.execute(0)
+        Environment.create(Counter, reward_shaping="undefined_name")
     env = Environment.create(Counter, reward_shaping=lambda *args: float("nan"))
     env.reset()
     with pytest.raises(EnvironmentFailure, match="reward"):
