@@ -116,8 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="shared secret for sockets (default $KERASRL_AUTH_KEY)")
     parallel.add_argument("--timeout", type=float, default=None,
                           help="remote: seconds to wait for any reply (default 60); "
-                               "socket-server: seconds a client may stay silent (default: "
-                               "no limit)")
+                               "socket-server: seconds a client may stay silent (default "
+                               "300)")
+    parallel.add_argument("--handshake-timeout", type=float, default=None,
+                          help="socket-server: seconds a client has to authenticate "
+                               "(default 10)")
     parallel.add_argument("--recover", action="store_true",
                           help="remote: restart failed environments (episode aborted) "
                                "instead of stopping")
@@ -254,10 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         host = args.host[0] if args.host else "127.0.0.1"
         from kerasrl.environments.environment import Environment
 
+        server_options = {key: value for key, value in (
+            ("timeout", args.timeout), ("handshake_timeout", args.handshake_timeout))
+            if value is not None}
         try:
             Environment.create(environment, max_episode_timesteps=args.max_episode_timesteps,
                                remote="socket-server", host=host, port=ports[0],
-                               auth_key=args.auth_key, timeout=args.timeout)
+                               auth_key=args.auth_key, **server_options)
         except KeyboardInterrupt:
             print("kerasrl: server stopped")
         return 0

@@ -8,8 +8,13 @@ header := UTF-8 JSON {"message": <tree>, "buffers": [nbytes, ...]}
 In the message tree, numpy arrays (and numpy scalars) are replaced by
 `{"__array__": index, "dtype": "<f4", "shape": [...]}` and their raw bytes
 follow the header in order. Only bool, int, uint and float dtypes are
-accepted. `body_length` is bounded by `max_frame_bytes` (64 MiB by default);
-longer frames are rejected before anything is allocated.
+accepted. `body_length` is bounded by `max_frame_bytes` (64 MiB by default)
+and `header_length` by `max_header_bytes` (1 MiB); longer frames are rejected
+before anything is allocated. Decoding is bounded too: the JSON header may nest
+at most `MAX_DEPTH` levels, buffer sizes must be non-negative ints that add up
+to the body, and every array reference must name a bool/int/uint/float dtype
+and a shape that fits its buffer exactly. Every violation raises
+`ProtocolError`, never another exception.
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ MAGIC = b"KRL1"
 _PREFIX = struct.Struct(">4sQI")
 #: Default bound of a frame's body (64 MiB).
 DEFAULT_MAX_FRAME_BYTES = 64 * 2**20
+#: Default bound of a frame's JSON header (1 MiB).
+DEFAULT_MAX_HEADER_BYTES = 2**20
+#: Deepest nesting of dicts and lists a header may have.
+MAX_DEPTH = 64
+#: Most dimensions of an array in a frame.
+MAX_RANK = 32
 #: Default seconds to wait for any reply.
 DEFAULT_TIMEOUT = 60.0
 #: Default seconds to keep retrying a connection.
@@ -103,7 +114,8 @@ def encode(message: Any, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> list
     ]
 
 
-def _check_prefix(prefix: bytes, max_frame_bytes: int) -> tuple[int, int]:
+def _check_prefix(prefix: bytes, max_frame_bytes: int,
+                  max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> tuple[int, int]:
     magic, body, header = _PREFIX.unpack(prefix)
     if magic != MAGIC:
         raise ProtocolError(
@@ -116,6 +128,11 @@ def _check_prefix(prefix: bytes, max_frame_bytes: int) -> tuple[int, int]:
         )
     if header > body:
         raise ProtocolError(f"Invalid frame: header length {header} > body length {body}.")
+    if header > max_header_bytes:
+        raise ProtocolError(
+            f"Frame header too large: {header} bytes announced, "
+            f"max_header_bytes={max_header_bytes}."
+        )
     return body, header
 
 
@@ -123,8 +140,8 @@ def _from_tree(value: Any, arrays: list) -> Any:
     if isinstance(value, dict):
         if "__array__" in value:
             index = value["__array__"]
-            if not isinstance(index, int) or not 0 <= index < len(arrays):
-                raise ProtocolError(f"Invalid frame: bad array reference {value!r}.")
+            if type(index) is not int or not 0 <= index < len(arrays):
+                raise ProtocolError(f"Invalid frame: bad array reference {str(value)[:100]}.")
             return arrays[index]
         return {key: _from_tree(item, arrays) for key, item in value.items()}
     if isinstance(value, list):
@@ -148,41 +165,65 @@ def decode_body(body: memoryview | bytes, header_length: int) -> Any:
     body = memoryview(body)
     try:
         header = json.loads(bytes(body[:header_length]).decode())
-        tree, sizes = header["message"], header["buffers"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ProtocolError(f"Invalid frame header: {exc}.") from None
-    if not isinstance(sizes, list) or header_length + sum(sizes) != len(body):
+    except RecursionError:
+        raise ProtocolError(f"Invalid frame header: nested deeper than {MAX_DEPTH}.") from None
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ProtocolError(f"Invalid frame header: {type(exc).__name__}: {exc}.") from None
+    if not isinstance(header, dict) or set(header) != {"message", "buffers"}:
+        raise ProtocolError("Invalid frame header: expected {\"message\", \"buffers\"}.")
+    tree, sizes = header["message"], header["buffers"]
+    if not isinstance(sizes, list) or any(
+            type(size) is not int or size < 0 for size in sizes):
+        raise ProtocolError(
+            f"Invalid frame: buffer sizes must be a list of non-negative ints, received "
+            f"{str(sizes)[:100]}.")
+    if header_length + sum(sizes) != len(body):
         raise ProtocolError("Invalid frame: buffer sizes do not match the body length.")
     specs: list = []
-    _collect_array_specs(tree, specs)
+    _collect_array_specs(tree, specs, 0)
     if len(specs) != len(sizes):
         raise ProtocolError("Invalid frame: array references do not match the buffers.")
     arrays = []
     offset = header_length
     for (dtype, shape), size in zip(specs, sizes):
-        try:
-            dtype = np.dtype(dtype)
-            shape = tuple(int(n) for n in shape)
-        except (TypeError, ValueError) as exc:
-            raise ProtocolError(f"Invalid frame: bad array dtype/shape: {exc}.") from None
-        if dtype.kind not in _DTYPE_KINDS or any(n < 0 for n in shape) or \
-                math.prod(shape) * dtype.itemsize != size:
+        dtype, shape = _array_spec(dtype, shape)
+        if math.prod(shape) * dtype.itemsize != size:
             raise ProtocolError(f"Invalid frame: array {dtype}{shape} does not fit {size} bytes.")
         arrays.append(np.frombuffer(body[offset:offset + size], dtype=dtype).reshape(shape).copy())
         offset += size
     return _from_tree(tree, arrays)
 
 
-def _collect_array_specs(value: Any, out: list) -> None:
+def _array_spec(dtype: Any, shape: Any) -> tuple[np.dtype, tuple[int, ...]]:
+    """Validates an array reference's dtype string and shape (before any allocation)."""
+    if not isinstance(dtype, str) or len(dtype) > 8:
+        raise ProtocolError(f"Invalid frame: bad array dtype {str(dtype)[:20]!r}.")
+    try:
+        parsed = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise ProtocolError(f"Invalid frame: bad array dtype {dtype!r}.") from None
+    if parsed.kind not in _DTYPE_KINDS:
+        raise ProtocolError(f"Invalid frame: array dtype {dtype!r} is not bool/int/uint/float.")
+    if not isinstance(shape, list) or len(shape) > MAX_RANK or any(
+            type(n) is not int or n < 0 for n in shape):
+        raise ProtocolError(
+            f"Invalid frame: array shape must be a list of at most {MAX_RANK} non-negative "
+            f"ints, received {str(shape)[:100]}.")
+    return parsed, tuple(shape)
+
+
+def _collect_array_specs(value: Any, out: list, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ProtocolError(f"Invalid frame header: nested deeper than {MAX_DEPTH}.")
     if isinstance(value, dict):
         if "__array__" in value:
-            out.append((value.get("dtype"), value.get("shape") or []))
+            out.append((value.get("dtype"), value.get("shape", [])))
             return
         for item in value.values():
-            _collect_array_specs(item, out)
+            _collect_array_specs(item, out, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _collect_array_specs(item, out)
+            _collect_array_specs(item, out, depth + 1)
 
 
 def decode(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
@@ -198,17 +239,26 @@ def decode(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
 
 
 # ---------------------------------------------------------------------- transports
+#: A frame's buffer starts at this size and doubles as its bytes arrive, so a
+#: peer that announces a large frame and sends little costs little memory.
+_INITIAL_READ_BYTES = 1 << 20
+
+
 def _read_exact(sock: socket.socket, size: int, deadline: float | None) -> bytearray:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
+    buffer = bytearray(min(size, _INITIAL_READ_BYTES))
     received = 0
+    if deadline is None:
+        sock.settimeout(None)
     while received < size:
+        if received == len(buffer):  # grow only once the data is really there
+            buffer.extend(bytes(min(len(buffer), size - len(buffer))))
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"timed out after {received} of {size} bytes")
             sock.settimeout(remaining)
-        count = sock.recv_into(view[received:])
+        with memoryview(buffer) as view, view[received:] as free:
+            count = sock.recv_into(free)
         if count == 0:
             raise ProtocolError(
                 f"Truncated frame: connection closed after {received} of {size} bytes."
@@ -234,11 +284,12 @@ def send_socket(sock: socket.socket, message: Any, timeout: float | None,
 
 
 def recv_socket(sock: socket.socket, timeout: float | None,
-                max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
-    """Receives one frame from a socket (exact reads, bounded size, timeout)."""
+                max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+                max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> Any:
+    """Receives one frame from a socket (exact reads, bounded sizes, timeout)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     prefix = _read_exact(sock, _PREFIX.size, deadline)
-    body, header = _check_prefix(bytes(prefix), max_frame_bytes)
+    body, header = _check_prefix(bytes(prefix), max_frame_bytes, max_header_bytes)
     return decode_body(_read_exact(sock, body, deadline), header)
 
 

@@ -11,9 +11,10 @@ and the server replies `{"ok": true}` or an error (then closes).
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import socket
-import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -27,8 +28,10 @@ from kerasrl.environments.remote.protocol import (
     _digest,
     _PipeTransport,
     _SocketTransport,
+    recv_socket,
 )
 from kerasrl.errors import ArgumentError, KerasRLError
+from kerasrl.validation import check_float, check_int
 
 
 # ---------------------------------------------------------------------- server side
@@ -78,10 +81,11 @@ def _handle(env: Any, request: Any) -> tuple[dict, bool]:
     return {"ok": True, "result": result, "seconds": time.perf_counter() - start}, False
 
 
-def _serve_session(transport: Any, env: Any) -> None:
+def _serve_session(transport: Any, env: Any, timeout: float | None = None) -> None:
+    """Answers requests until the client closes (or sends `close`); `timeout` bounds silence."""
     while True:
         try:
-            request = transport.recv(None)
+            request = transport.recv(timeout)
         except ProtocolError as exc:
             if "connection closed" in str(exc) or "after 0 of 16" in str(exc):
                 return
@@ -123,13 +127,148 @@ def _worker_main(fd: int) -> None:
 
 
 
+#: Default seconds a client has to complete the handshake (challenge and answer).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+#: Default seconds an authenticated client may stay silent.
+DEFAULT_IDLE_TIMEOUT = 300.0
+#: Default number of connections handled at once (more are refused).
+DEFAULT_MAX_CONNECTIONS = 16
+#: Bound of the only frame a client sends before it is authenticated.
+HANDSHAKE_FRAME_BYTES = 4096
+_LISTEN_BACKLOG = 64
+_DIGEST_LENGTH = 64  # hex digits of an HMAC-SHA256
+_UNSET: Any = object()
+logger = logging.getLogger("kerasrl.remote")
+
+
+def _log(message: str) -> None:
+    """One line per event, on the `kerasrl.remote` logger (stderr unless configured)."""
+    logger.warning("kerasrl: %s", message)
+
+
+def _authenticate(transport: _SocketTransport, key: bytes | None,
+                  handshake_timeout: float | None) -> None:
+    """Challenge/answer handshake; raises ProtocolError on any failure.
+
+    Before authentication the client may send one frame of at most
+    `HANDSHAKE_FRAME_BYTES`, so nothing proportional to claimed sizes is
+    allocated for an unauthenticated peer.
+    """
+    challenge = secrets.token_hex(32)
+    transport.send({"challenge": challenge, "auth": key is not None}, handshake_timeout)
+    if key is None:
+        return
+    answer = recv_socket(transport.sock, handshake_timeout, HANDSHAKE_FRAME_BYTES,
+                         max_header_bytes=HANDSHAKE_FRAME_BYTES)
+    digest = answer.get("digest") if isinstance(answer, dict) else None
+    if not (isinstance(digest, str) and len(digest) == _DIGEST_LENGTH and digest.isascii()
+            and hmac.compare_digest(digest.encode("ascii"),
+                                    _digest(key, challenge).encode("ascii"))):
+        transport.send(_error_reply(ProtocolError("authentication failed: wrong auth key")),
+                       1.0)
+        raise ProtocolError("authentication failed: wrong auth key")
+    transport.send({"ok": True, "result": "authenticated", "seconds": 0.0}, handshake_timeout)
+
+
+class _Server:
+    """The state shared by the connection threads of `serve()`."""
+
+    def __init__(self, create: Any, key: bytes | None, max_frame_bytes: int,
+                 handshake_timeout: float | None, timeout: float | None,
+                 max_clients: int | None, max_connections: int):
+        self.create = create
+        self.environments = [create()]  # the pool: idle environments, reused by sessions
+        self.all_environments = list(self.environments)
+        self.key = key
+        self.max_frame_bytes = max_frame_bytes
+        self.handshake_timeout = handshake_timeout
+        self.timeout = timeout
+        self.max_clients = max_clients
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.pool_lock = threading.Lock()
+        self.count_lock = threading.Lock()
+        self.sessions = 0
+        self.done = threading.Event()
+
+    def claim_session(self) -> bool:
+        """Counts one more authenticated session; False once `max_clients` were served."""
+        with self.count_lock:
+            if self.max_clients is not None and self.sessions >= self.max_clients:
+                return False
+            self.sessions += 1
+            return True
+
+    def take_environment(self) -> Any:
+        """An idle environment of the pool, or a new one from the spec."""
+        with self.pool_lock:
+            if self.environments:
+                return self.environments.pop()
+        env = self.create()
+        with self.pool_lock:
+            self.all_environments.append(env)
+        return env
+
+    def give_back(self, env: Any) -> None:
+        with self.pool_lock:
+            self.environments.append(env)
+
+    def close(self) -> None:
+        for env in self.all_environments:
+            try:
+                env.close()
+            except Exception as exc:  # noqa: BLE001 - closing must reach every environment
+                _log(f"closing environment {env} failed: {exc}")
+
+    def connection(self, sock: socket.socket, peer: Any) -> None:
+        """Serves one connection; any failure ends this connection only."""
+        name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        transport = _SocketTransport(sock, self.max_frame_bytes)
+        session = False
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _authenticate(transport, self.key, self.handshake_timeout)
+            if not self.claim_session():
+                raise ProtocolError("the server has served max_clients clients")
+            session = True
+            env = self.take_environment()
+            try:
+                _serve_session(transport, env, self.timeout)
+            finally:
+                self.give_back(env)
+        except Exception as exc:  # noqa: BLE001 - a connection never ends the server
+            reason = "timeout" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}"
+            _log(f"client {name} dropped ({reason}): {str(exc)[:200]}")
+        finally:
+            transport.close()
+            self.slots.release()
+            if session and self.max_clients is not None:
+                with self.count_lock:
+                    finished = self.sessions >= self.max_clients
+                if finished:
+                    self.done.set()
+
+
 def serve(environment: Any = None, max_episode_timesteps: int | None = None,
           reward_shaping: Any = None, host: str = "127.0.0.1", port: int = 65432,
           auth_key: str | bytes | None = None,
           max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-          timeout: float | None = None, max_clients: int | None = None,
-          ready: Any = None, **kwargs: Any) -> None:
-    """Serves one environment over TCP, one client after another, until stopped.
+          timeout: float | None = _UNSET, max_clients: int | None = None,
+          ready: Any = None, handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+          max_connections: int = DEFAULT_MAX_CONNECTIONS, **kwargs: Any) -> None:
+    """Serves an environment over TCP until stopped (or until `max_clients` were served).
+
+    Connections are handled concurrently, one thread each (at most
+    `max_connections`; more are refused), so a slow or hostile peer never
+    blocks the others: each must complete the handshake within
+    `handshake_timeout`, sending at most one 4 KiB frame before it is
+    authenticated. Each authenticated session steps an environment of its
+    own: environments are kept in a pool and reused by later sessions (one
+    is created at start; another is created from the same spec only while
+    several sessions are open at once), so one client's episode is never
+    interleaved with another's. Any failure of a connection (malformed
+    frames, wrong auth, timeouts) closes that connection only and logs one
+    line (logger `kerasrl.remote`) with the peer and the reason; the server
+    goes on.
 
     Args:
         environment, max_episode_timesteps, reward_shaping, **kwargs: The
@@ -138,60 +277,66 @@ def serve(environment: Any = None, max_episode_timesteps: int | None = None,
         port: Port (0 picks a free one).
         auth_key: Shared secret (default `$KERASRL_AUTH_KEY`); clients must
             answer an HMAC-SHA256 challenge.
-        max_frame_bytes: Bound of a frame.
-        timeout: Seconds a client may stay silent (None: no limit).
-        max_clients: Stop after this many clients (None: serve forever).
+        max_frame_bytes: Bound of a frame of an authenticated client.
+        timeout: Seconds an authenticated client may stay silent (default
+            300; None: no limit).
+        max_clients: Stop after this many authenticated sessions (None:
+            serve forever).
         ready: Called with the bound `(host, port)` once listening.
+        handshake_timeout: Seconds to complete the handshake (default 10;
+            None: no limit).
+        max_connections: Connections handled at once (default 16).
 
     Raises:
         ArgumentError: for invalid arguments.
     """
+    if timeout is _UNSET:
+        timeout = DEFAULT_IDLE_TIMEOUT
+    for name, value in (("timeout", timeout), ("handshake_timeout", handshake_timeout)):
+        if value is not None:
+            check_float(value, name, low=0.0, low_open=True, where="serve")
+    check_int(max_connections, "max_connections", minimum=1, where="serve")
+    if max_clients is not None:
+        check_int(max_clients, "max_clients", minimum=1, where="serve")
     key = _auth_key(auth_key)
-    env = Environment.create(environment, max_episode_timesteps=max_episode_timesteps,
-                             reward_shaping=reward_shaping, **kwargs)
+    def create() -> Any:
+        return Environment.create(environment, max_episode_timesteps=max_episode_timesteps,
+                                  reward_shaping=reward_shaping, **kwargs)
+
+    server = _Server(create, key, max_frame_bytes, handshake_timeout, timeout, max_clients,
+                     max_connections)
+    env = server.environments[0]
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    threads: list[threading.Thread] = []
     try:
         listener.bind((host, int(port)))
-        listener.listen(1)
+        listener.listen(_LISTEN_BACKLOG)
+        listener.settimeout(0.2)  # to notice `done`
         address = listener.getsockname()[:2]
         print(f"kerasrl: serving environment {env} on {address[0]}:{address[1]}"
               f"{' (auth)' if key else ''}", flush=True)
         if ready is not None:
             ready(address)
-        clients = 0
-        while max_clients is None or clients < max_clients:
-            connection, peer = listener.accept()
-            clients += 1
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            transport = _SocketTransport(connection, max_frame_bytes)
+        while not server.done.is_set():
             try:
-                challenge = secrets.token_hex(32)
-                transport.send({"challenge": challenge, "auth": key is not None}, 10.0)
-                if key is not None:
-                    answer = transport.recv(10.0)
-                    digest = answer.get("digest") if isinstance(answer, dict) else None
-                    if not isinstance(digest, str) or not hmac.compare_digest(
-                            digest, _digest(key, challenge)):
-                        transport.send(_error_reply(ProtocolError(
-                            "authentication failed: wrong auth key")), 5.0)
-                        raise ProtocolError("authentication failed: wrong auth key")
-                    transport.send({"ok": True, "result": "authenticated", "seconds": 0.0}, 10.0)
-                transport.sock.settimeout(timeout)
-                _serve_session_socket(transport, env, timeout)
-            except (KerasRLError, OSError) as exc:
-                print(f"kerasrl: client {peer[0]}:{peer[1]} dropped: {exc}", file=sys.stderr,
-                      flush=True)
-            finally:
-                transport.close()
+                connection, peer = listener.accept()
+            except TimeoutError:
+                threads = [thread for thread in threads if thread.is_alive()]
+                continue
+            if not server.slots.acquire(blocking=False):
+                _log(f"client {peer[0]}:{peer[1]} refused: {max_connections} connections "
+                     "already open (max_connections)")
+                connection.close()
+                continue
+            thread = threading.Thread(target=server.connection, args=(connection, peer),
+                                      daemon=True, name=f"kerasrl-serve-{peer[1]}")
+            thread.start()
+            threads.append(thread)
     finally:
         listener.close()
-        env.close()
-
-
-def _serve_session_socket(transport: _SocketTransport, env: Any, timeout: float | None) -> None:
-    original = transport.recv
-    transport.recv = lambda _timeout: original(timeout)  # type: ignore[method-assign]
-    _serve_session(transport, env)
+        for thread in threads:
+            thread.join(timeout=1.0)
+        server.close()
 
 
