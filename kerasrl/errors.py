@@ -87,6 +87,10 @@ class EnvironmentFailure(KerasRLError, RuntimeError):
     """An environment failed or returned something invalid."""
 
 
+class NonFiniteError(KerasRLError, ArithmeticError):
+    """An update produced a non-finite loss or gradient (its steps were not applied)."""
+
+
 class SaveError(KerasRLError, OSError):
     """Saving or loading a checkpoint failed."""
 
@@ -101,4 +105,5 @@ __all__ = [
     "CallOrderError",
     "EnvironmentFailure",
     "SaveError",
+    "NonFiniteError",
 ]

@@ -19,7 +19,13 @@ import numpy as np
 
 from kerasrl import registry
 from kerasrl.agents.io import StateParser, format_actions
-from kerasrl.errors import ArgumentError, CallOrderError, InputError, UnknownTypeError
+from kerasrl.errors import (
+    ArgumentError,
+    CallOrderError,
+    InputError,
+    NonFiniteError,
+    UnknownTypeError,
+)
 from kerasrl.specs import Specs, check_action_specs_bounds
 from kerasrl.validation import check_int
 
@@ -61,7 +67,10 @@ CONFIG_KEYS = {
     "create_debug_assertions": None,
     "eager_mode": None,
     "tf_log_level": None,
+    "nonfinite": "raise",
 }
+#: What an update with a non-finite loss or gradient does (`config['nonfinite']`).
+NONFINITE_MODES = ("raise", "skip")
 IGNORED_CONFIG_KEYS = (
     "device", "buffer_observe", "create_tf_assertions", "create_debug_assertions",
     "eager_mode", "tf_log_level",
@@ -77,6 +86,24 @@ PLUGINS = {
     "recorder": "kerasrl.execution.recorder.create_recorder",
     "tracking": "kerasrl.summaries.create_tracking",
 }
+
+
+def _loss_term(metric: str) -> str:
+    """The loss term a metric belongs to, for `NonFiniteError` messages."""
+    for word, term in (("baseline", "baseline (value) loss"), ("value", "baseline (value) loss"),
+                       ("critic", "critic loss"), ("actor", "actor loss"),
+                       ("alpha", "temperature (alpha) loss")):
+        if word in metric:
+            return term
+    return "policy loss"
+
+
+def _non_finite_input(argument: str, values: np.ndarray, unit: str) -> InputError:
+    """The error for NaN/inf (or float32 overflow) in `values`, naming the first bad index."""
+    index = int(np.flatnonzero(~np.isfinite(values))[0])
+    return InputError.invalid(
+        argument, f"finite float32 values (no NaN/inf); {unit} {index} is not finite",
+        float(values.reshape(-1)[index]))
 
 
 def _agent_class(key: str) -> type:
@@ -186,6 +213,8 @@ class Agent:
         self.timesteps = 0
         self.episodes = 0
         self.updates = 0
+        #: Updates with non-finite gradient steps (skipped) under `config=dict(nonfinite='skip')`.
+        self.nonfinite_updates = 0
         self._awaiting_observe = np.zeros(self.parallel_interactions, dtype=bool)
         self._episode_timesteps = np.zeros(self.parallel_interactions, dtype=np.int64)
         self._episode_return = np.zeros(self.parallel_interactions, dtype=np.float64)
@@ -209,6 +238,9 @@ class Agent:
         seed = config.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ArgumentError.invalid("config['seed']", "an int or None", seed)
+        if config.get("nonfinite", "raise") not in NONFINITE_MODES:
+            raise ArgumentError.invalid("config['nonfinite']", f"one of {NONFINITE_MODES}",
+                                        config["nonfinite"])
         return {**CONFIG_KEYS, **config}
 
     @classmethod
@@ -376,6 +408,47 @@ class Agent:
                 )
             self._plugins.append(factory(self, value))
 
+    def _checked_metrics(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        """Host values of an update's metrics; handles non-finite losses and gradients.
+
+        The compiled gradient step never applies a step whose loss or gradient
+        norm is not finite (see `kerasrl.backend`), so those steps left the
+        weights and optimizer state as they were; their loss and norm metrics
+        are not finite. With `config['nonfinite'] == 'raise'` (default) this
+        raises `NonFiniteError` naming the terms and the update number; with
+        `'skip'` it counts the update in `nonfinite_updates` (also reported
+        as the metric `nonfinite_updates`).
+        """
+        values = {key: float(value) for key, value in metrics.items()}
+        bad = sorted(key for key, value in values.items() if not np.isfinite(value))
+        if not bad:
+            if self.nonfinite_updates:
+                values["nonfinite_updates"] = float(self.nonfinite_updates)
+            return values
+        if self.config["nonfinite"] == "skip":
+            self.nonfinite_updates += 1
+            values["nonfinite_updates"] = float(self.nonfinite_updates)
+            return values
+        terms = sorted({_loss_term(key) for key in bad})
+        raise NonFiniteError(
+            f"Update {self.updates + 1} of agent '{self.agent_type}' had a non-finite "
+            f"{' and '.join(terms)} (metrics {', '.join(f'{k}={values[k]}' for k in bad)}). "
+            "Its non-finite gradient steps were not applied: they left the weights and the "
+            "optimizer state as they were. Usual causes: rewards too large (scale or clip them, "
+            "e.g. reward_processing), a learning rate too high, extreme inputs. Pass "
+            "config=dict(nonfinite='skip') to skip such steps and count them instead "
+            "(agent.nonfinite_updates, TensorBoard tag metrics/nonfinite_updates)."
+        )
+
+    def _checked_learning_rate(self, name: str, value: float) -> float:
+        """A learning rate from its schedule, refused when it is not finite."""
+        if not np.isfinite(value):
+            raise NonFiniteError(
+                f"The learning rate of '{name}' of agent '{self.agent_type}' is {value} at "
+                f"timestep {self.timesteps} (update {self.updates + 1}); its schedule must stay "
+                "finite. The update was not run.")
+        return value
+
     def _notify(self, hook: str, *args: Any) -> None:
         """Calls `plugin.<hook>(agent, *args)` on every plugin that has the hook.
 
@@ -511,7 +584,7 @@ class Agent:
             raise InputError.invalid("reward", f"{size} number(s)", reward)
         reward_array = reward_array.astype(np.float32)
         if not np.all(np.isfinite(reward_array)):
-            raise InputError.invalid("reward", "finite values (no NaN/inf)", reward)
+            raise _non_finite_input("reward", reward_array, "parallel slot")
         if terminal_array.shape != (size,) or terminal_array.dtype.kind not in "biu":
             raise InputError.invalid("terminal", f"{size} bool/int value(s) in {{0, 1, 2}}", terminal)
         terminal_array = terminal_array.astype(np.int64)
@@ -638,8 +711,10 @@ class Agent:
             raise InputError.invalid(
                 "terminal", "full episodes (the last terminal must be 1 or 2)", terminal
             )
-        if reward.shape != (size,) or not np.all(np.isfinite(reward)):
+        if reward.shape != (size,):
             raise InputError.invalid("reward", f"{size} finite numbers", reward)
+        if not np.all(np.isfinite(reward.astype(np.float32))):
+            raise _non_finite_input("reward", reward.astype(np.float32), "timestep")
         self._experience(parsed.states, parsed.masks, flat_actions, terminal,
                          reward.astype(np.float32))
 

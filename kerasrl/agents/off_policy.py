@@ -517,11 +517,12 @@ class OffPolicyAgent(Agent):
         batch = self.memory.sample(self._rng, self.batch_size, self.multi_step)
         batch.update(self._update_noise(self.multi_step, self.batch_size))
         counters = self._counters()
-        for spec in self._optimizer_specs().values():
-            self.engine.assign(spec.learning_rate_variable(), spec.learning_rate.value(counters))
+        for name, spec in self._optimizer_specs().items():
+            self.engine.assign(spec.learning_rate_variable(), self._checked_learning_rate(
+                name, spec.learning_rate.value(counters)))
         metrics = self._update_compiled(batch, self._hyper())
         self._gradient_steps += self.multi_step
-        self.last_metrics = {k: float(v) for k, v in metrics.items()}
+        self.last_metrics = self._checked_metrics(metrics)
         self.updates += 1
         if self._plugins:
             self._notify("on_update", self.last_metrics)

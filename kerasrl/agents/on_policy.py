@@ -845,12 +845,15 @@ class OnPolicyAgent(Agent):
         padded, valid, n = pad_batch(batch)
         counters = self._counters()
         self.engine.assign(self.optimizer_spec.learning_rate_variable(),
-                           self.optimizer_spec.learning_rate.value(counters))
+                           self._checked_learning_rate(
+                               "optimizer", self.optimizer_spec.learning_rate.value(counters)))
         if self.baseline_optimizer_spec is not None:
             self.engine.assign(self.baseline_optimizer_spec.learning_rate_variable(),
-                               self.baseline_optimizer_spec.learning_rate.value(counters))
+                               self._checked_learning_rate(
+                                   "baseline_optimizer",
+                                   self.baseline_optimizer_spec.learning_rate.value(counters)))
         metrics = self._update_program_compiled(padded, valid, self._hyper(n))
-        self.last_metrics = {k: float(v) for k, v in metrics.items()}
+        self.last_metrics = self._checked_metrics(metrics)
         self.updates += 1
         if self._plugins:
             self._notify("on_update", self.last_metrics)

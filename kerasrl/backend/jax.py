@@ -188,7 +188,9 @@ def gradient_step(
     """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`.
 
     Returns `(loss, aux, global_gradient_norm)` (the norm before clipping to
-    `clip_norm`).
+    `clip_norm`). A step whose loss or gradient norm is not finite changes
+    nothing (weights and optimizer variables keep their values); the agent
+    sees the non-finite loss and norm in its metrics.
     """
     scope = get_stateless_scope()
     trainable_ids = {id(v) for v in variables}
@@ -210,7 +212,14 @@ def gradient_step(
     if clip_norm is not None:
         scale = jax.numpy.minimum(1.0, clip_norm / (norm + 1e-6))
         grads = [g * scale for g in grads]
+    finite = jax.numpy.isfinite(loss) & jax.numpy.isfinite(norm)
+    guarded = list(variables) + list(optimizer.variables)
+    before = [scope.get_current_value(v) for v in guarded]
     optimizer.apply(grads, variables)
+    for variable, old in zip(guarded, before):
+        new = scope.get_current_value(variable)
+        if new is not None and old is not None:
+            scope.add_update((variable, jax.numpy.where(finite, new, old)))
     return loss, aux, norm
 
 

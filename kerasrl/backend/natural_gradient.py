@@ -174,15 +174,22 @@ def natural_gradient_update(
         init = (ops.convert_to_tensor(0, "int32"), ops.convert_to_tensor(False),
                 ops.zeros((), "float32"), loss, ops.zeros((), "float32"))
         tries, accepted, fraction, loss_after, kl = ops.while_loop(cond, body, init)
+    # A non-finite loss, gradient or step is never applied (even a zero fraction of
+    # a NaN step would be NaN): the variables keep their values.
+    gradient_norm = ops.sqrt(dot(gradient, gradient))
+    finite = ops.logical_and(ops.isfinite(loss), ops.logical_and(
+        ops.isfinite(gradient_norm), ops.isfinite(scale)))
+    accepted = ops.logical_and(accepted, finite)
     accepted_float = ops.cast(accepted, "float32")
-    new_values = candidate(fraction)
+    new_values = [ops.where(accepted, value, old)
+                  for value, old in zip(candidate(fraction), values)]
     metrics = {
         "loss_after": loss_after,
         "kl": kl,
         "step_fraction": fraction,
         "backtracks": ops.cast(tries, "float32") - accepted_float,
         "accepted": accepted_float,
-        "gradient_norm": ops.sqrt(dot(gradient, gradient)),
+        "gradient_norm": gradient_norm,
         "expected_improvement": expected_improvement,
         "cg_residual": ops.sqrt(residual),
     }

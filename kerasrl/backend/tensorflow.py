@@ -52,7 +52,9 @@ def gradient_step(
     """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`.
 
     Returns `(loss, aux, global_gradient_norm)` (the norm before clipping to
-    `clip_norm`).
+    `clip_norm`). A step whose loss or gradient norm is not finite changes
+    nothing (the optimizer step runs under `tf.cond`); the agent sees the
+    non-finite loss and norm in its metrics.
     """
     with tf.GradientTape() as tape:
         loss, aux = loss_fn(*args)
@@ -61,7 +63,13 @@ def gradient_step(
     norm = tf.linalg.global_norm(grads)
     if clip_norm is not None:
         grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
-    optimizer.apply(grads, variables)
+    finite = tf.math.is_finite(loss) & tf.math.is_finite(norm)
+
+    def apply() -> Any:
+        optimizer.apply(grads, variables)
+        return tf.constant(True)
+
+    tf.cond(finite, apply, lambda: tf.constant(False))
     return loss, aux, norm
 
 

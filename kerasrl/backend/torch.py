@@ -83,7 +83,9 @@ def gradient_step(
     """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`.
 
     Returns `(loss, aux, global_gradient_norm)` (the norm before clipping to
-    `clip_norm`).
+    `clip_norm`). A step whose loss or gradient norm is not finite is not
+    applied (one host check per step, free on CPU tensors); the agent sees the
+    non-finite loss and norm in its metrics.
     """
     with torch.enable_grad():
         loss, aux = loss_fn(*args)
@@ -94,7 +96,8 @@ def gradient_step(
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         if clip_norm is not None:
             torch._foreach_mul_(grads, torch.clamp(clip_norm / (norm + 1e-6), max=1.0))
-        optimizer.apply(grads, variables)
+        if bool(torch.isfinite(loss) & torch.isfinite(norm)):
+            optimizer.apply(grads, variables)
     loss = loss.detach()
     aux = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in aux.items()} if isinstance(aux, dict) else aux
     return loss, aux, norm
