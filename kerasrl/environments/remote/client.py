@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -25,8 +26,15 @@ from kerasrl.environments.remote.protocol import (
     _SocketTransport,
     encode,
 )
-from kerasrl.errors import ArgumentError, CallOrderError, EnvironmentFailure, KerasRLError
-from kerasrl.specs import Specs
+from kerasrl.errors import (
+    ArgumentError,
+    CallOrderError,
+    EnvironmentFailure,
+    InputError,
+    KerasRLError,
+)
+from kerasrl.specs import Specs, flatten
+from kerasrl.validation import is_number
 
 _BOOTSTRAP = """
 import sys, types
@@ -121,10 +129,62 @@ class RemoteEnvironment(Environment):
         raise NotImplementedError
 
     def _connect(self) -> None:
-        self._transport, self._info = self._open()
-        self._states_specs = Specs(self._info["states"], "states")
-        self._actions_specs = Specs(self._info["actions"], "actions")
+        transport, info = self._open()
+        try:
+            self._info = self._check_info(info)
+        except ProtocolError:
+            transport.close()
+            raise
+        self._transport = transport
         self._pending = None
+
+    def _check_info(self, info: Any) -> dict:
+        """Validates the `spec` reply of the handshake (ProtocolError naming the field)."""
+        where = f"spec reply of {self.address}"
+        if not isinstance(info, dict):
+            raise ProtocolError.invalid("spec", "a dict", info, where=where)
+        for key in ("states", "actions"):
+            if not isinstance(info.get(key), dict):
+                raise ProtocolError.invalid(key, "a spec dict", info.get(key), where=where)
+        try:
+            self._states_specs = Specs(info["states"], "states")
+            self._actions_specs = Specs(info["actions"], "actions")
+        except KerasRLError as exc:
+            raise ProtocolError(f"Invalid {where}: {exc}") from None
+        limit = info.get("max_episode_timesteps")
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise ProtocolError.invalid("max_episode_timesteps", "None or a positive int", limit,
+                                        where=where)
+        if not isinstance(info.get("name", ""), str):
+            raise ProtocolError.invalid("name", "a str", info.get("name"), where=where)
+        return info
+
+    def _check_states(self, states: Any) -> Any:
+        """Checks states of a reply against the state specs (and `<action>_mask` entries)."""
+        where = f"reply of {self}"
+        specs = self._states_specs
+        try:
+            if specs.singleton and not isinstance(states, dict):
+                return specs["state"].check_batch(states, "states", num_batch_dims=0)
+            if not isinstance(states, dict):
+                raise ProtocolError.invalid("states", f"a dict of {list(specs)}", states,
+                                            where=where)
+            flat = flatten(states) if any(isinstance(v, dict) for v in states.values()) \
+                else dict(states)
+            for name in flat:
+                if name not in specs._specs and not name.endswith("_mask"):
+                    raise ProtocolError.invalid("states", f"the states {list(specs)}", name,
+                                                where=where)
+            checked = {}
+            for name, spec in specs.items():
+                if name not in flat:
+                    raise ProtocolError.invalid(f"states['{name}']", "a value", None,
+                                                where=where)
+                checked[name] = spec.check_batch(flat[name], f"states['{name}']", 0)
+            checked.update({k: v for k, v in flat.items() if k not in checked})
+            return checked
+        except InputError as exc:
+            raise ProtocolError(f"Invalid {where}: {exc}") from None
 
     def restart(self) -> None:
         """Closes the connection (and process) and starts a fresh one."""
@@ -187,8 +247,10 @@ class RemoteEnvironment(Environment):
 
     # machinery ----------------------------------------------------------------
     def _fail(self, cause: Any) -> EnvironmentFailure:
+        """Closes the connection; the error to raise (a `ProtocolError` for a bad reply)."""
         self._shutdown(graceful=False)
-        return EnvironmentFailure(f"Remote environment {self} failed: {cause}")
+        error = ProtocolError if isinstance(cause, ProtocolError) else EnvironmentFailure
+        return error(f"Remote environment {self} failed: {cause}")
 
     def _start(self, call: str, kwargs: dict) -> None:
         if self._transport is None:
@@ -208,17 +270,45 @@ class RemoteEnvironment(Environment):
         self._pending = call
         self._deadline = time.monotonic() + self.timeout
 
-    def _reply(self, reply: Any) -> Any:
-        if not isinstance(reply, dict) or "ok" not in reply:
-            raise self._fail(f"invalid reply {reply!r:.200}")
+    def _reply(self, reply: Any, call: str) -> Any:
+        """Validates a reply (structure, types, states against the specs)."""
+        where = f"reply of {self}"
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            raise self._fail(ProtocolError.invalid("ok", "a dict with a bool 'ok'", reply,
+                                                   where=where))
         if not reply["ok"]:
-            error = reply.get("error") or {}
+            error = reply.get("error")
+            error = error if isinstance(error, dict) else {"message": str(error)[:500]}
             raise EnvironmentFailure(
                 f"Remote environment {self} raised {error.get('type')}: "
                 f"{error.get('message')}\nRemote traceback:\n{error.get('traceback', '')}"
             )
-        self.env_seconds += float(reply.get("seconds") or 0.0)
-        return reply["result"]
+        seconds = reply.get("seconds", 0.0)
+        if not (is_number(seconds) and math.isfinite(seconds) and seconds >= 0):
+            raise self._fail(ProtocolError.invalid("seconds", "a finite number >= 0", seconds,
+                                                   where=where))
+        self.env_seconds += float(seconds)
+        result = reply.get("result")
+        try:
+            if call == "reset":
+                return self._check_states(result)
+            if call == "execute":
+                if not isinstance(result, list) or len(result) != 4:
+                    raise ProtocolError.invalid(
+                        "result", "[states, terminal, reward, episode_return]", result,
+                        where=where)
+                states, terminal, reward, episode_return = result
+                if type(terminal) is not int or terminal not in (0, 1, 2):
+                    raise ProtocolError.invalid("terminal", "0, 1 or 2", terminal, where=where)
+                if not is_number(reward):
+                    raise ProtocolError.invalid("reward", "a number", reward, where=where)
+                if episode_return is not None and not is_number(episode_return):
+                    raise ProtocolError.invalid("episode_return", "None or a number",
+                                                episode_return, where=where)
+                return [self._check_states(states), terminal, float(reward), episode_return]
+        except ProtocolError as exc:
+            raise self._fail(exc) from None
+        return result
 
     def _receive(self, blocking: bool, ready: bool = False) -> Any:
         """The reply of the pending call (None if not blocking and none is there yet).
@@ -240,7 +330,7 @@ class RemoteEnvironment(Environment):
             name = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             raise self._fail(f"{name}: {exc}") from None
         call, self._pending = self._pending, None
-        result = self._reply(reply)
+        result = self._reply(reply, call)
         if call == "reset":
             return result, -1, None
         states, terminal, reward, _ = result
@@ -253,7 +343,7 @@ class RemoteEnvironment(Environment):
         except (ProtocolError, OSError, ValueError) as exc:
             raise self._fail(f"{type(exc).__name__}: {exc}") from None
         self._pending = None
-        return self._reply(reply)
+        return self._reply(reply, call)
 
     def _shutdown(self, graceful: bool) -> None:
         transport, self._transport = self._transport, None

@@ -18,6 +18,7 @@ from kerasrl.environments.remote.server import serve
 from kerasrl.environments.vectorized import VectorEnvironment
 from kerasrl.errors import ArgumentError, EnvironmentFailure
 from kerasrl.specs import flatten
+from kerasrl.validation import check_float, check_int
 
 
 # ---------------------------------------------------------------------- vectorized
@@ -112,17 +113,30 @@ class RemoteVectorEnvironment(VectorEnvironment):
     """N remote environments stepped as one batch (requests overlap).
 
     Finished environments are reset on the remote side in the same round
-    trip. With `recover=True` a failed environment is restarted and reports
-    terminal 2 (aborted) with reward 0.
+    trip. With `recover=True` an environment that fails on any call (sending
+    or receiving, reset or execute: a dead process, a closed or restarted
+    server, a timeout, an invalid reply) is restarted, its interrupted
+    episode reports terminal 2 (aborted) with reward 0, and the run goes on.
+    A restart (a new process, or a new connection and handshake) is tried up
+    to `max_retries` times with exponential back-off; when none succeeds, the
+    `EnvironmentFailure` names the environment, what happened and the number
+    of attempts.
 
     Args:
         environments: `RemoteEnvironment`s with equal specs.
         recover: Restart failed environments instead of raising.
         seed: Seeds of the first reset are `seed + i`.
+        max_retries: Restart attempts per failure (default 5).
+        backoff: Seconds before the second attempt, doubled for each further
+            one (at most 2 s).
+
+    Attributes:
+        aborted: Episodes aborted by recovered failures.
+        recoveries: Failures recovered (restarts that succeeded).
     """
 
     def __init__(self, environments: Sequence[RemoteEnvironment], recover: bool = False,
-                 seed: int | None = None):
+                 seed: int | None = None, max_retries: int = 5, backoff: float = 0.1):
         self.environments = list(environments)
         self.num_parallel = len(self.environments)
         first = self.environments[0]
@@ -136,7 +150,12 @@ class RemoteVectorEnvironment(VectorEnvironment):
         self.actions_spec = first.actions_spec
         self.max_episode_timesteps = first.max_episode_timesteps()
         self.recover = recover
+        self.max_retries = check_int(max_retries, "max_retries", minimum=1,
+                                     where="RemoteVectorEnvironment")
+        self.backoff = check_float(backoff, "backoff", low=0.0, where="RemoteVectorEnvironment")
         self.aborted = 0
+        self.recoveries = 0
+        self._send_errors: dict[int, EnvironmentFailure] = {}
         self._seed = seed
         self._closed = False
 
@@ -163,10 +182,26 @@ class RemoteVectorEnvironment(VectorEnvironment):
                                                    dtype=bool) for f in flats])
         return batch
 
+    def _start(self, i: int, start: Any) -> None:
+        """Sends a request to environment i; a failure is kept for `_wait_all` (recover)."""
+        try:
+            start()
+        except EnvironmentFailure as exc:
+            if not self.recover:
+                self._abandon(exclude=i)
+                raise
+            self._send_errors[i] = exc
+
+    def _abandon(self, exclude: int | None = None) -> None:
+        for j, env in enumerate(self.environments):
+            if j != exclude and env.pending:
+                env._shutdown(graceful=False)
+
     def _wait_all(self, indices: list) -> dict:
         results: dict = {}
-        errors: dict = {}
-        remaining = list(indices)
+        errors: dict = {i: self._send_errors.pop(i) for i in list(self._send_errors)
+                        if i in indices}
+        remaining = [i for i in indices if i not in errors]
         while remaining:
             handles = [self.environments[i].handle() for i in remaining]
             ready = {id(h) for h in wait([h for h in handles if h is not None], timeout=0.5)}
@@ -192,11 +227,28 @@ class RemoteVectorEnvironment(VectorEnvironment):
             raise next(iter(errors.values()))
         return {"results": results, "errors": errors}
 
-    def _restart(self, i: int) -> Any:
-        self.aborted += 1
+    def _restart(self, i: int, cause: EnvironmentFailure) -> Any:
+        """Restarts environment i after `cause` and returns its first states (bounded retries)."""
         env = self.environments[i]
-        env.restart()
-        return env.reset()
+        delay = self.backoff
+        for attempt in range(1, self.max_retries + 1):
+            try:
+                env.restart()
+                states = env.reset()
+            except EnvironmentFailure as exc:
+                cause = exc
+                if attempt < self.max_retries:
+                    time.sleep(delay)
+                    delay = min(2.0 * delay, 2.0)
+                continue
+            self.aborted += 1
+            self.recoveries += 1
+            return states
+        self._abandon()
+        raise EnvironmentFailure(
+            f"Remote environment {i} ({env.address}) could not be recovered: "
+            f"{self.max_retries} restart attempts failed; the last one: {cause}"
+        )
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         if seed is None:
@@ -212,12 +264,12 @@ class RemoteVectorEnvironment(VectorEnvironment):
             if env._transport is None and not self._closed:
                 env.restart()
         for i, env in enumerate(self.environments):
-            env.start_reset(None if seed is None else seed + i)
+            self._start(i, lambda env=env, i=i: env.start_reset(None if seed is None else seed + i))
         outcome = self._wait_all(list(range(self.num_parallel)))
         per_env = []
         for i in range(self.num_parallel):
             if i in outcome["errors"]:
-                per_env.append(self._restart(i))
+                per_env.append(self._restart(i, outcome["errors"][i]))
             else:
                 per_env.append(outcome["results"][i][0])
         return self._stack(per_env)
@@ -231,7 +283,7 @@ class RemoteVectorEnvironment(VectorEnvironment):
             else:
                 value = {name: array[i] for name, array in checked.items()}
                 value = self.actions_spec.unflatten(value)
-            env.start_execute(value, auto_reset=True)
+            self._start(i, lambda env=env, value=value: env.start_execute(value, auto_reset=True))
 
     def execute(self, actions: Any) -> tuple[dict, np.ndarray, np.ndarray]:
         self.start_execute(actions)
@@ -245,7 +297,7 @@ class RemoteVectorEnvironment(VectorEnvironment):
         per_env = []
         for i in range(n):
             if i in outcome["errors"]:
-                per_env.append(self._restart(i))
+                per_env.append(self._restart(i, outcome["errors"][i]))
                 terminal[i] = 2
             else:
                 states, terminal[i], reward[i] = outcome["results"][i]
@@ -255,7 +307,7 @@ class RemoteVectorEnvironment(VectorEnvironment):
     # two-phase, used by the Runner's in-turn loop (one environment per instance)
     def receive_execute(self) -> tuple[dict, np.ndarray, np.ndarray] | None:
         """Returns the batched result once every environment has replied, else None."""
-        if not all(env.pending for env in self.environments):
+        if self._send_errors or not all(env.pending for env in self.environments):
             return self._collect()
         if not all(env._transport.poll(0) for env in self.environments):
             for env in self.environments:  # enforce the deadline
