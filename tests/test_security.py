@@ -272,3 +272,24 @@ def test_restricted_expressions_still_do_their_job():
                                                   function="ops.tanh(x) * x.shape[-1]"),
                                              dict(type="dense", size=4)]))
     assert agent.act(np.zeros(4, np.float32), independent=True) in (0, 1)
+
+
+@pytest.mark.timeout(60)
+def test_multiprocessing_child_keeps_the_callers_safe_mode(tmp_path, sentinel):
+    from gymnasium.envs.classic_control import CartPoleEnv
+
+    path = "gymnasium.envs.classic_control.CartPoleEnv"
+    # A class passed in Python travels as a trusted path, even in safe mode.
+    env = Environment.create(CartPoleEnv, remote="multiprocessing", safe_mode=True, timeout=30)
+    try:
+        assert env.reset().shape == (4,)
+    finally:
+        env.close()
+    # The same path written as a string is refused by the child in safe mode ...
+    with pytest.raises(KerasRLError, match="UnsafeSpecError.*CartPoleEnv"):
+        Environment.create(dict(environment=path), remote="multiprocessing", safe_mode=True,
+                           timeout=30)
+    # ... and a file the child reads cannot smuggle a path through.
+    spec = _write(tmp_path, "env", dict(environment="os.system", command=f"touch {sentinel}"))
+    with pytest.raises(KerasRLError, match="UnsafeSpecError.*os.system"):
+        Environment.create(spec, remote="multiprocessing", timeout=30)

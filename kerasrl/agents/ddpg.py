@@ -58,8 +58,8 @@ from kerasrl.agents.off_policy import (
     l2_penalty,
     network_of_policy,
 )
-from kerasrl.errors import ArgumentError
 from kerasrl.networks import NetworkBuilder
+from kerasrl.validation import check_float
 
 
 class DDPG(ContinuousActorCritic):
@@ -167,8 +167,7 @@ class DDPG(ContinuousActorCritic):
         network = network_of_policy(network, policy, "parametrized_distributions")
         for key, value in (("target_policy_noise", target_policy_noise),
                            ("target_noise_clip", target_noise_clip)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ArgumentError.invalid(key, "a float >= 0", value, where=f"agent '{name}'")
+            check_float(value, key, low=0.0, where=f"agent '{name}'")
         super().__init__(
             states, actions, max_episode_timesteps, parallel_interactions=parallel_interactions,
             config=config, **self._base_arguments(arguments), **kwargs,

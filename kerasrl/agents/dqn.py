@@ -60,6 +60,7 @@ from kerasrl.agents.off_policy import (
 from kerasrl.errors import ArgumentError
 from kerasrl.networks import NetworkBuilder
 from kerasrl.specs import ValueSpec
+from kerasrl.validation import in_range, is_number
 
 #: Default exploration of the DQN agents: ε decays linearly from 1.0 to 0.05
 #: over the first 10,000 timesteps.
@@ -160,9 +161,9 @@ class DQN(OffPolicyAgent):
         arguments = self._constructor_arguments(locals())
         self._check_unsupported(variable_noise, return_processing, entropy_regularization)
         network = network_of_policy(network, policy, "parametrized_value_policy")
-        if huber_loss is not None and (isinstance(huber_loss, bool) or not isinstance(
-                huber_loss, (int, float)) or huber_loss <= 0):
-            raise ArgumentError.invalid("huber_loss", "None or a positive float", huber_loss,
+        if huber_loss is not None and not (is_number(huber_loss) and in_range(
+                float(huber_loss), 0.0, None, low_open=True)):
+            raise ArgumentError.invalid("huber_loss", "None or a float > 0", huber_loss,
                                         where=f"agent '{self.agent_type}'")
         if exploration is None:
             arguments["exploration"] = dict(DEFAULT_EXPLORATION)

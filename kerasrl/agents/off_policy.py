@@ -439,7 +439,8 @@ class OffPolicyAgent(Agent):
             lambda s, m, e: self._act_program(s, m, e, True), sync=False,
             variables=act_variables, pack=True,
         )
-        self._update_compiled = self.engine.function(self._update_program, sync=True)
+        self._update_compiled = self.engine.function(self._update_program, sync=True,
+                                                     guard=True)
 
     def _counters(self) -> dict:
         return {"timesteps": self.timesteps, "episodes": self.episodes, "updates": self.updates}

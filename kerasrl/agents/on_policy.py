@@ -368,7 +368,8 @@ class OnPolicyAgent(Agent):
             lambda s, m, e: self._act_program(s, m, e, True, False), sync=False,
             variables=policy_variables, pack=True,
         )
-        self._update_program_compiled = self.engine.function(self._update_program, sync=True)
+        self._update_program_compiled = self.engine.function(self._update_program, sync=True,
+                                                             guard=True)
 
         # ---------------------------------------------------------------- memory
         self._mask_names = [n for n, s in self.actions_spec.items() if s.type == "int"]

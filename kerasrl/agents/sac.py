@@ -56,8 +56,8 @@ from kerasrl.agents.off_policy import (
     l2_penalty,
     network_of_policy,
 )
-from kerasrl.errors import ArgumentError
 from kerasrl.networks import NetworkBuilder
+from kerasrl.validation import check_float
 
 _HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_STDDEV_RANGE = (-20.0, 2.0)
@@ -155,18 +155,12 @@ class SAC(ContinuousActorCritic):
         name = self.agent_type
         self._check_unsupported(variable_noise)
         network = network_of_policy(network, policy, "parametrized_distributions")
-        if alpha != "auto" and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
-                                or alpha <= 0):
-            raise ArgumentError.invalid("alpha", "'auto' or a positive float", alpha,
-                                        where=f"agent '{name}'")
-        if isinstance(initial_alpha, bool) or not isinstance(initial_alpha, (int, float)) or (
-                initial_alpha <= 0):
-            raise ArgumentError.invalid("initial_alpha", "a positive float", initial_alpha,
-                                        where=f"agent '{name}'")
-        if target_entropy != "auto" and (isinstance(target_entropy, bool) or not isinstance(
-                target_entropy, (int, float))):
-            raise ArgumentError.invalid("target_entropy", "'auto' or a float", target_entropy,
-                                        where=f"agent '{name}'")
+        where = f"agent '{name}'"
+        if alpha != "auto":
+            check_float(alpha, "alpha", low=0.0, low_open=True, where=where)
+        check_float(initial_alpha, "initial_alpha", low=0.0, low_open=True, where=where)
+        if target_entropy != "auto":
+            check_float(target_entropy, "target_entropy", where=where)
         super().__init__(
             states, actions, max_episode_timesteps, parallel_interactions=parallel_interactions,
             config=config, **self._base_arguments(arguments), **kwargs,

@@ -87,6 +87,7 @@ class Engine:
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
         variables: Sequence[keras.Variable] | None = None, pack: bool = False,
+        guard: bool = False,
     ) -> Callable:
         """Compiles `fn(*args)`; returns a callable on host (numpy) inputs.
 
@@ -102,6 +103,10 @@ class Engine:
             pack: Return all outputs as one float32 buffer from the device and
                 split it on the host (one transfer instead of one per output;
                 for small act outputs: ints must be below 2**24).
+            guard: For updates: when any float output (a loss, a gradient
+                norm) is not finite, every variable keeps the value it had
+                before the call (one `where` per changed variable per call; the
+                per-step work of `gradient_step` stays unguarded and fast).
 
         Returns:
             A callable with the same arguments as `fn`.
@@ -130,6 +135,13 @@ class Engine:
             finally:
                 _TRACING.pop()
             traced["changed"] = changed
+            if guard:
+                finite = jax.numpy.all(jax.numpy.array([
+                    jax.numpy.all(jax.numpy.isfinite(leaf))
+                    for leaf in jax.tree_util.tree_leaves(outputs)
+                    if jax.numpy.issubdtype(jax.numpy.result_type(leaf), jax.numpy.floating)]))
+                new_values = [jax.numpy.where(finite, new, values[position])
+                              for position, new in zip(changed, new_values)]
             if pack:
                 leaves, treedef = jax.tree_util.tree_flatten(outputs)
                 # One compiled version per input shapes: remember each layout.
@@ -188,9 +200,9 @@ def gradient_step(
     """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`.
 
     Returns `(loss, aux, global_gradient_norm)` (the norm before clipping to
-    `clip_norm`). A step whose loss or gradient norm is not finite changes
-    nothing (weights and optimizer variables keep their values); the agent
-    sees the non-finite loss and norm in its metrics.
+    `clip_norm`). Non-finite steps are not filtered here: the update function
+    is compiled with `Engine.function(..., guard=True)`, which keeps every
+    variable as it was when any loss or norm of the update is not finite.
     """
     scope = get_stateless_scope()
     trainable_ids = {id(v) for v in variables}
@@ -212,14 +224,7 @@ def gradient_step(
     if clip_norm is not None:
         scale = jax.numpy.minimum(1.0, clip_norm / (norm + 1e-6))
         grads = [g * scale for g in grads]
-    finite = jax.numpy.isfinite(loss) & jax.numpy.isfinite(norm)
-    guarded = list(variables) + list(optimizer.variables)
-    before = [scope.get_current_value(v) for v in guarded]
     optimizer.apply(grads, variables)
-    for variable, old in zip(guarded, before):
-        new = scope.get_current_value(variable)
-        if new is not None and old is not None:
-            scope.add_update((variable, jax.numpy.where(finite, new, old)))
     return loss, aux, norm
 
 

@@ -33,8 +33,13 @@ class Engine(DirectEngine):
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
         variables: Sequence[keras.Variable] | None = None, pack: bool = False,
+        guard: bool = False,
     ) -> Callable:
-        """Compiles `fn(*args)` with `tf.function(reduce_retracing=True)`."""
+        """Compiles `fn(*args)` with `tf.function(reduce_retracing=True)`.
+
+        `guard` is accepted for the same signature as JAX's engine: here
+        `gradient_step` itself skips every non-finite step (`tf.cond`).
+        """
         compiled = tf.function(fn, reduce_retracing=True, jit_compile=False)
 
         def call(*args):

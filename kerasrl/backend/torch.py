@@ -60,8 +60,13 @@ class Engine(DirectEngine):
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
         variables: Sequence[keras.Variable] | None = None, pack: bool = False,
+        guard: bool = False,
     ) -> Callable:
-        """Returns a callable running `fn` eagerly; without gradients when `sync` is False."""
+        """Returns a callable running `fn` eagerly; without gradients when `sync` is False.
+
+        `guard` is accepted for the same signature as JAX's engine: here
+        `gradient_step` itself skips every non-finite step (a host check).
+        """
         track_gradients = sync
 
         def call(*args):

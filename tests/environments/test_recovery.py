@@ -203,8 +203,8 @@ def test_unrecoverable_failure_names_worker_and_attempts():
     port = _free_port()
     server = _start_server(port)
     vector = VectorEnvironment.create(None, num_parallel=1, remote="socket-client", port=port,
-                                      recover=True, auth_key=KEY, timeout=5, connect_timeout=0.2)
-    vector.max_retries, vector.backoff = 3, 0.01
+                                      recover=True, auth_key=KEY, timeout=5, connect_timeout=0.2,
+                                      max_retries=3, backoff=0.01)
     try:
         vector.reset()
         server.kill()

@@ -33,6 +33,7 @@ from kerasrl.errors import (
     InputError,
     KerasRLError,
 )
+from kerasrl.registry import in_safe_mode, trusts_files
 from kerasrl.specs import Specs, flatten
 from kerasrl.validation import is_number
 
@@ -59,14 +60,20 @@ _worker_main(int(sys.argv[1]))
 
 def _spec_for_child(environment: Any, max_episode_timesteps: Any, reward_shaping: Any,
                     kwargs: dict) -> dict:
-    """A JSON-able `Environment.create` spec (classes as import paths)."""
+    """A JSON-able `Environment.create` spec (classes as import paths).
+
+    A class passed in Python travels as `environment_class` (the child imports
+    it: the parent trusts its own objects); the caller's safe mode travels as
+    `safe_mode`, so that the child refuses what the parent would refuse.
+    """
+    class_path = None
     if isinstance(environment, type):
         if environment.__module__ == "__main__":
             raise ArgumentError.invalid(
                 "environment", "an importable class (not defined in __main__) for "
                 "remote='multiprocessing'", environment, where="Environment.create",
             )
-        environment = f"{environment.__module__}.{environment.__qualname__}"
+        class_path, environment = f"{environment.__module__}.{environment.__qualname__}", None
     elif environment is not None and not isinstance(environment, (str, dict)):
         raise ArgumentError.invalid(
             "environment", "a spec (str, dict, JSON file or importable class) for remote "
@@ -77,8 +84,11 @@ def _spec_for_child(environment: Any, max_episode_timesteps: Any, reward_shaping
             "reward_shaping", "None or a string expression for remote execution",
             reward_shaping, where="Environment.create",
         )
+    safe_mode = True if in_safe_mode() else (False if trusts_files() else None)
     spec = dict(environment=environment, max_episode_timesteps=max_episode_timesteps,
-                reward_shaping=reward_shaping, **kwargs)
+                reward_shaping=reward_shaping, safe_mode=safe_mode, **kwargs)
+    if class_path is not None:
+        spec["environment_class"] = class_path
     try:
         encode(spec)
     except ProtocolError as exc:

@@ -31,6 +31,7 @@ from kerasrl.environments.remote.protocol import (
     recv_socket,
 )
 from kerasrl.errors import ArgumentError, KerasRLError
+from kerasrl.registry import import_internal
 from kerasrl.validation import check_float, check_int
 
 
@@ -112,7 +113,11 @@ def _worker_main(fd: int) -> None:
         try:
             setup = transport.recv(None)
             transport.max_frame_bytes = int(setup.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES))
-            env = Environment.create(**setup["create"])
+            create = dict(setup["create"])
+            class_path = create.pop("environment_class", None)
+            if class_path is not None:  # a class the parent passed in Python: trusted
+                create["environment"] = import_internal(class_path)
+            env = Environment.create(**create)
         except Exception as exc:  # noqa: BLE001
             transport.send(_error_reply(exc), None)
             return

@@ -81,6 +81,7 @@ def create_remote_vector(environment: Any, num_parallel: int, max_episode_timest
                          kwargs: dict) -> RemoteVectorEnvironment:
     """Implements `VectorEnvironment.create(remote=...)`: N remote environments."""
     recover = bool(kwargs.pop("recover", False))
+    retries = {key: kwargs.pop(key) for key in ("max_retries", "backoff") if key in kwargs}
     blocking = bool(kwargs.pop("blocking", False))
     host, port = kwargs.pop("host", None), kwargs.pop("port", None)
     if isinstance(environment, (list, tuple)):
@@ -106,7 +107,7 @@ def create_remote_vector(environment: Any, num_parallel: int, max_episode_timest
         for env in environments:
             env.close()
         raise
-    return RemoteVectorEnvironment(environments, recover=recover, seed=seed)
+    return RemoteVectorEnvironment(environments, recover=recover, seed=seed, **retries)
 
 
 class RemoteVectorEnvironment(VectorEnvironment):
