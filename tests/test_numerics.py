@@ -157,3 +157,21 @@ def test_nonfinite_config_is_checked():
 
     with pytest.raises(ArgumentError, match=r"config\['nonfinite'\].*'raise', 'skip'.*'ignore'"):
         _agent("ppo", nonfinite="ignore")
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_rewards_of_1e19_never_turn_weights_into_nan_silently(name):
+    agent = _agent(name)
+    for _ in range(2):
+        _experience(agent, 1e19)
+    before = _everything(agent)
+    try:
+        agent.update()
+    except NonFiniteError:
+        after = _everything(agent)
+        owned = UNCHANGED.get(name)
+        for key in before:
+            if owned is None or key.startswith(owned):
+                np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+    after = _everything(agent)
+    assert all(np.isfinite(value).all() for value in after.values())
