@@ -252,7 +252,10 @@ class ValueSpec:
             raise InputError.invalid(argument, "float values", array)
         array = array.astype(np.float32, copy=False)
         if not np.all(np.isfinite(array)):
-            raise InputError.invalid(argument, "finite float values (no NaN/inf)", array)
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+            raise InputError.invalid(
+                argument, f"finite float values (no NaN/inf); index {index} is "
+                f"{array[index]}", array)
         return array
 
     def check_action(self, value: Any, argument: str, num_batch_dims: int = 0) -> np.ndarray:

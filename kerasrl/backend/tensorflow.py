@@ -37,10 +37,32 @@ class Engine(DirectEngine):
     ) -> Callable:
         """Compiles `fn(*args)` with `tf.function(reduce_retracing=True)`.
 
-        `guard` is accepted for the same signature as JAX's engine: here
-        `gradient_step` itself skips every non-finite step (`tf.cond`).
+        With `guard=True` (updates), the variables are copied at the start of
+        the call and restored (one `tf.cond`) when any float output, a loss or
+        a gradient norm, is not finite: a non-finite update leaves every
+        variable as it was.
         """
-        compiled = tf.function(fn, reduce_retracing=True, jit_compile=False)
+        if guard:
+            variables = list(self.variables)
+
+            def guarded(*args: Any) -> Any:
+                before = [tf.identity(v.value) for v in variables]
+                outputs = fn(*args)
+                finite = tf.reduce_all(tf.stack([
+                    tf.reduce_all(tf.math.is_finite(x)) for x in tf.nest.flatten(outputs)
+                    if isinstance(x, tf.Tensor) and x.dtype.is_floating]))
+
+                def restore() -> Any:
+                    for variable, value in zip(variables, before):
+                        variable.assign(value)
+                    return tf.constant(False)
+
+                tf.cond(finite, lambda: tf.constant(True), restore)
+                return outputs
+
+            compiled = tf.function(guarded, reduce_retracing=True, jit_compile=False)
+        else:
+            compiled = tf.function(fn, reduce_retracing=True, jit_compile=False)
 
         def call(*args):
             outputs = compiled(*args)
@@ -57,9 +79,8 @@ def gradient_step(
     """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`.
 
     Returns `(loss, aux, global_gradient_norm)` (the norm before clipping to
-    `clip_norm`). A step whose loss or gradient norm is not finite changes
-    nothing (the optimizer step runs under `tf.cond`); the agent sees the
-    non-finite loss and norm in its metrics.
+    `clip_norm`). Non-finite steps are handled by the update function as a
+    whole (`Engine.function(..., guard=True)`).
     """
     with tf.GradientTape() as tape:
         loss, aux = loss_fn(*args)
@@ -68,13 +89,7 @@ def gradient_step(
     norm = tf.linalg.global_norm(grads)
     if clip_norm is not None:
         grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
-    finite = tf.math.is_finite(loss) & tf.math.is_finite(norm)
-
-    def apply() -> Any:
-        optimizer.apply(grads, variables)
-        return tf.constant(True)
-
-    tf.cond(finite, apply, lambda: tf.constant(False))
+    optimizer.apply(grads, variables)
     return loss, aux, norm
 
 

@@ -64,21 +64,36 @@ class Engine(DirectEngine):
     ) -> Callable:
         """Returns a callable running `fn` eagerly; without gradients when `sync` is False.
 
-        `guard` is accepted for the same signature as JAX's engine: here
-        `gradient_step` itself skips every non-finite step (a host check).
+        With `guard=True` (updates), the variables are copied before the call
+        and copied back when any float output, a loss or a gradient norm, is
+        not finite: a non-finite update leaves every variable as it was.
         """
         track_gradients = sync
+        guarded = list(self.variables) if guard else []
 
         def call(*args):
             args = _to_tensor(args)
+            with torch.no_grad():
+                before = [v.value.detach().clone() for v in guarded]
             if track_gradients:
                 outputs = fn(*args)
             else:
                 with torch.no_grad():
                     outputs = fn(*args)
+            if guard and not _all_finite(outputs):
+                with torch.no_grad():
+                    for variable, value in zip(guarded, before):
+                        variable.value.copy_(value)
             return _to_numpy(outputs) if to_numpy else outputs
 
         return call
+
+
+def _all_finite(outputs: Any) -> bool:
+    """Whether every float tensor of `outputs` is finite (one host read)."""
+    flags = [torch.isfinite(x).all() for x in keras.tree.flatten(outputs)
+             if isinstance(x, torch.Tensor) and x.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def gradient_step(
@@ -88,9 +103,8 @@ def gradient_step(
     """One optimizer step on `loss_fn(*args) -> (loss, aux)` w.r.t. `variables`.
 
     Returns `(loss, aux, global_gradient_norm)` (the norm before clipping to
-    `clip_norm`). A step whose loss or gradient norm is not finite is not
-    applied (one host check per step, free on CPU tensors); the agent sees the
-    non-finite loss and norm in its metrics.
+    `clip_norm`). Non-finite steps are handled by the update function as a
+    whole (`Engine.function(..., guard=True)`).
     """
     with torch.enable_grad():
         loss, aux = loss_fn(*args)
@@ -101,8 +115,7 @@ def gradient_step(
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         if clip_norm is not None:
             torch._foreach_mul_(grads, torch.clamp(clip_norm / (norm + 1e-6), max=1.0))
-        if bool(torch.isfinite(loss) & torch.isfinite(norm)):
-            optimizer.apply(grads, variables)
+        optimizer.apply(grads, variables)
     loss = loss.detach()
     aux = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in aux.items()} if isinstance(aux, dict) else aux
     return loss, aux, norm

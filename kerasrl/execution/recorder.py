@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from kerasrl.errors import ArgumentError
+from kerasrl.validation import check_int
 
 #: Accepted keys of the recorder dict (`max_traces` is an alias of Tensorforce's `max-traces`).
 RECORDER_KEYS = ("directory", "frequency", "start", "max-traces", "max_traces")
@@ -64,13 +65,6 @@ def trace_filename(episodes: int) -> str:
     'trace-000000000.npz'
     """
     return f"trace-{episodes - 1:09d}.npz"
-
-
-def _positive_int(value: Any, argument: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ArgumentError.invalid(argument, expected, value)
-    return int(value)
 
 
 def parse_recorder_spec(spec: Any) -> dict:
@@ -108,11 +102,11 @@ def parse_recorder_spec(spec: Any) -> dict:
     directory = spec.get("directory")
     if not isinstance(directory, (str, os.PathLike)) or not str(directory):
         raise ArgumentError.invalid("recorder['directory']", "a directory path", directory)
-    frequency = _positive_int(spec.get("frequency", 1), "recorder['frequency']", 1)
-    start = _positive_int(spec.get("start", 0) or 0, "recorder['start']", 0)
+    frequency = check_int(spec.get("frequency", 1), "recorder['frequency']", minimum=1)
+    start = check_int(spec.get("start", 0) or 0, "recorder['start']", minimum=0)
     max_traces = spec.get("max-traces", spec.get("max_traces"))
     if max_traces is not None:
-        max_traces = _positive_int(max_traces, "recorder['max-traces']", 1)
+        max_traces = check_int(max_traces, "recorder['max-traces']", minimum=1)
     return {"directory": str(directory), "frequency": frequency, "start": start,
             "max_traces": max_traces}
 
