@@ -233,6 +233,8 @@ _DATA_SUFFIXES = (".json", ".npz", ".h5", ".hdf5", ".keras", ".csv", ".txt", ".p
 _EXPRESSION_KEYS = ("function", "reward_shaping")
 _EXPRESSION_NAMES = ("x", "ops", "np", "math", "random", "states", "actions", "reward",
                      "terminal", "next_states")
+#: Keys whose strings are names or file-system paths, never resolved to code.
+_NAME_KEYS = ("directory", "filename", "path", "name", "labels", "summaries", "level")
 
 
 def check_file_content(value: Any, source: str, key: str = "spec") -> Any:
@@ -257,7 +259,8 @@ def check_file_content(value: Any, source: str, key: str = "spec") -> Any:
         return value
     if isinstance(value, Mapping):
         for item_key, item in value.items():
-            check_file_content(item, source, f"{key}['{item_key}']")
+            if item_key not in _NAME_KEYS:
+                check_file_content(item, source, f"{key}['{item_key}']")
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
             check_file_content(item, source, f"{key}[{index}]")

@@ -293,3 +293,14 @@ def test_multiprocessing_child_keeps_the_callers_safe_mode(tmp_path, sentinel):
     spec = _write(tmp_path, "env", dict(environment="os.system", command=f"touch {sentinel}"))
     with pytest.raises(KerasRLError, match="UnsafeSpecError.*os.system"):
         Environment.create(spec, remote="multiprocessing", timeout=30)
+
+
+def test_names_and_paths_with_dots_are_not_taken_for_import_paths(tmp_path):
+    path = _write(tmp_path, "spec", dict(BASE, summarizer=dict(directory=str(tmp_path / "runs.v1"),
+                                                                 labels="all"),
+                                         network=[dict(type="dense", size=4, name="hidden.one")]))
+    agent = Agent.create(path)
+    assert agent.policy_model is not None
+    agent.close()
+    with pytest.raises(UnsafeSpecError):  # the same dotted name as a type is still refused
+        Agent.create(_write(tmp_path, "bad", dict(BASE, network=[dict(type="runs.v1")])))
