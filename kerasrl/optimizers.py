@@ -40,6 +40,36 @@ OPTIMIZERS = {
     "rmsprop": "RMSprop",
     "sgd": "SGD",
 }
+#: Ranges of the numeric Keras optimizer arguments, checked before Keras sees them:
+#: `(low, high, low_open, high_open)` (see `kerasrl.validation.check_float`); None
+#: (the Keras default) is accepted.
+KERAS_ARGUMENT_RANGES = {
+    "beta_1": (0.0, 1.0, False, True),
+    "beta_2": (0.0, 1.0, False, True),
+    "epsilon": (0.0, None, True, False),
+    "epsilon_1": (0.0, None, True, False),
+    "epsilon_2": (0.0, None, True, False),
+    "rho": (0.0, 1.0, False, True),
+    "momentum": (0.0, 1.0, False, False),
+    "weight_decay": (0.0, None, False, False),
+    "ema_momentum": (0.0, 1.0, False, False),
+    "initial_accumulator_value": (0.0, None, False, False),
+    "l1_regularization_strength": (0.0, None, False, False),
+    "l2_regularization_strength": (0.0, None, False, False),
+    "l2_shrinkage_regularization_strength": (0.0, None, False, False),
+    "learning_rate_power": (None, 0.0, False, False),
+    "beta_2_decay": (None, 0.0, False, False),
+    "beta": (0.0, None, False, False),
+    "clip_threshold": (0.0, None, True, False),
+    "clipnorm": (0.0, None, True, False),
+    "clipvalue": (0.0, None, True, False),
+    "global_clipnorm": (0.0, None, True, False),
+    "loss_scale_factor": (0.0, None, True, False),
+}
+#: Lion's betas may be 1 but not 0 (keras.optimizers.Lion).
+_LION_BETA = (0.0, 1.0, True, False)
+#: Integer Keras optimizer arguments (None allowed), each >= 1.
+KERAS_INT_ARGUMENTS = ("ema_overwrite_frequency", "gradient_accumulation_steps")
 WRAPPER_KEYS = (
     "multi_step", "subsampling_fraction", "gradient_norm_clipping", "clipping_threshold",
     "linesearch_iterations", "doublecheck_update",
@@ -132,6 +162,7 @@ class OptimizerSpec:
                     self.config[key],
                 )
         kwargs = dict(spec)
+        self._check_keras_arguments(kwargs)
         # Clipped by kerasrl's gradient step (the norm is computed once, also as a metric).
         self.clip_norm = None if clip is None else check_float(
             clip, f"{name}['gradient_norm_clipping']", low=0.0, low_open=True)
@@ -140,6 +171,22 @@ class OptimizerSpec:
             self.optimizer = cls(learning_rate=float(self.learning_rate.value({})), **kwargs)
         except (TypeError, ValueError) as exc:
             raise ArgumentError(f"Invalid arguments for {name} '{self.type}': {exc}.") from None
+
+    def _check_keras_arguments(self, kwargs: Mapping[str, Any]) -> None:
+        """Checks the numeric Keras optimizer arguments against `KERAS_ARGUMENT_RANGES`.
+
+        Raises:
+            ArgumentError: naming `<name>['<key>']`, its range and the value.
+        """
+        for key, value in kwargs.items():
+            argument = f"{self.name}['{key}']"
+            if key in KERAS_INT_ARGUMENTS:
+                check_int(value, argument, minimum=1, allow_none=True)
+            elif key in KERAS_ARGUMENT_RANGES:
+                bounds = _LION_BETA if self.type == "lion" and key.startswith("beta_") else (
+                    KERAS_ARGUMENT_RANGES[key])
+                low, high, low_open, high_open = bounds
+                check_float(value, argument, low, high, low_open, high_open, allow_none=True)
 
     def learning_rate_variable(self) -> keras.Variable:
         """The optimizer's learning-rate variable (assigned before each update)."""

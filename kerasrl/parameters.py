@@ -254,13 +254,19 @@ class PiecewiseConstant(Parameter):
 
     def __init__(self, unit: str, boundaries: list, values: list):
         super().__init__(unit)
+        where = "piecewise_constant parameter"
+        for argument, value in (("boundaries", boundaries), ("values", values)):
+            if not isinstance(value, (list, tuple)):
+                raise ArgumentError.invalid(argument, "a list", value, where=where)
         if len(values) != len(boundaries) + 1:
             raise ArgumentError.invalid(
                 "values", f"len(boundaries)+1 = {len(boundaries) + 1} values", values,
-                where="piecewise_constant parameter",
+                where=where,
             )
-        where = "piecewise_constant parameter"
         self.boundaries = [check_int(b, "boundaries", minimum=0, where=where) for b in boundaries]
+        if any(a >= b for a, b in zip(self.boundaries, self.boundaries[1:])):
+            raise ArgumentError.invalid("boundaries", "strictly increasing step counts",
+                                        boundaries, where=where)
         self.values = [check_float(v, "values", where=where) for v in values]
 
     def compute(self, step: int) -> float:
@@ -286,9 +292,14 @@ class OrnsteinUhlenbeck(Parameter):
     def __init__(self, theta: float = 0.15, sigma: float = 0.3, mu: float = 0.0,
                  absolute: bool = False, seed: int | None = None):
         super().__init__(None)
-        self.theta, self.sigma, self.mu, self.absolute = float(theta), float(sigma), float(mu), bool(absolute)
+        where = "ornstein_uhlenbeck parameter"
+        self.theta = check_float(theta, "theta", low=0.0, where=where)
+        self.sigma = check_float(sigma, "sigma", low=0.0, where=where)
+        self.mu = check_float(mu, "mu", where=where)
+        self.absolute = bool(absolute)
         self._state = self.mu
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(check_int(seed, "seed", minimum=0, where=where,
+                                                    allow_none=True))
 
     def compute(self, step: int) -> float:
         self._state += self.theta * (self.mu - self._state) + self.sigma * self._rng.normal()
@@ -312,8 +323,13 @@ class Random(Parameter):
             raise ArgumentError.invalid("distribution", "'normal' or 'uniform'", distribution,
                                         where="random parameter")
         self.distribution = distribution
-        self.mean, self.stddev, self.minval, self.maxval = float(mean), float(stddev), float(minval), float(maxval)
-        self._rng = np.random.default_rng(seed)
+        where = "random parameter"
+        self.mean = check_float(mean, "mean", where=where)
+        self.stddev = check_float(stddev, "stddev", low=0.0, where=where)
+        self.minval = check_float(minval, "minval", where=where)
+        self.maxval = check_float(maxval, "maxval", low=self.minval, low_open=True, where=where)
+        self._rng = np.random.default_rng(check_int(seed, "seed", minimum=0, where=where,
+                                                    allow_none=True))
 
     def compute(self, step: int) -> float:
         if self.distribution == "normal":
@@ -322,6 +338,10 @@ class Random(Parameter):
 
     def final_value(self) -> float:
         return self.mean if self.distribution == "normal" else 0.5 * (self.minval + self.maxval)
+
+    def key_values(self) -> list[float] | None:
+        """The bounds of a uniform distribution (None for a normal one: unbounded)."""
+        return [self.minval, self.maxval] if self.distribution == "uniform" else None
 
     def get_config(self) -> dict:
         return {"type": "random", "distribution": self.distribution, "mean": self.mean,
@@ -357,8 +377,9 @@ def create(spec: Any, name: str = "parameter", low: float | None = None,
             a schedule must stay in it at its key steps (`Parameter.key_values`:
             start, quarters, end, twice and ten times `num_steps`), where an
             open bound counts as closed (a learning rate may decay to 0).
-            Stochastic schedules (`random`, `ornstein_uhlenbeck`) are not
-            checked.
+            Of the stochastic schedules, a uniform `random` one is checked
+            at its `minval` and `maxval`; normal `random` and
+            `ornstein_uhlenbeck` ones are unbounded and not checked.
         where: Optional context for messages (e.g. `"agent 'ppo'"`).
 
     Returns:

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from kerasrl.errors import ArgumentError, KerasRLError, SaveError
+from kerasrl.validation import check_int
 
 FORMATS = ("keras", "h5", "hdf5", "numpy")
 EXTENSIONS = {"keras": ".keras", "h5": ".h5", "hdf5": ".h5", "numpy": ".npz"}
@@ -360,11 +361,8 @@ def _check_metadata(metadata: Any, path: str) -> None:
     """Checks the type of every metadata field of an archive (SaveError naming it)."""
     if not isinstance(metadata, dict) or metadata.get("format") != "kerasrl-agent":
         raise SaveError(f"Invalid checkpoint '{path}': not a kerasrl agent archive.")
-    version = metadata.get("archive_version")
-    if isinstance(version, bool) or not isinstance(version, int) or \
-            not 1 <= version <= ARCHIVE_VERSION:
-        raise SaveError.invalid("metadata['archive_version']",
-                                f"an int in [1, {ARCHIVE_VERSION}]", version, where=path)
+    check_int(metadata.get("archive_version"), "metadata['archive_version']", minimum=1,
+              maximum=ARCHIVE_VERSION, where=path, error=SaveError)
     for key, type_ in _METADATA_FIELDS.items():
         if key in metadata and not isinstance(metadata[key], type_):
             raise SaveError.invalid(f"metadata['{key}']", f"a {type_.__name__}",
@@ -526,11 +524,10 @@ class Saver:
         self.unit = spec.get("unit", "updates")
         if self.unit not in APPEND:
             raise ArgumentError.invalid("saver['unit']", f"one of {APPEND}", self.unit)
-        if self.frequency is not None and (isinstance(self.frequency, bool) or not isinstance(
-                self.frequency, int) or self.frequency < 1):
-            raise ArgumentError.invalid("saver['frequency']", "a positive int or None",
-                                        self.frequency)
-        self.max_checkpoints = spec.get("max_checkpoints", 10)
+        self.frequency = check_int(self.frequency, "saver['frequency']", minimum=1,
+                                   allow_none=True)
+        self.max_checkpoints = check_int(spec.get("max_checkpoints", 10),
+                                         "saver['max_checkpoints']", minimum=0, allow_none=True)
         self.format = spec.get("format", "keras")
         if self.format not in FORMATS:
             raise ArgumentError.invalid("saver['format']", f"one of {FORMATS}", self.format)

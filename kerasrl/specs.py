@@ -56,6 +56,17 @@ def _as_shape(shape: Any, where: str) -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
+def _bound_array(bound: Any, key: str, where: str) -> np.ndarray:
+    """A `min_value`/`max_value` as a float64 array: numbers only (no bools, strings, ragged lists)."""
+    try:
+        array = np.asarray(bound)
+    except ValueError:  # a ragged nested list
+        array = None
+    if array is None or array.dtype.kind not in "iuf":
+        raise SpecError.invalid(key, "a number or an array of numbers", bound, where)
+    return array.astype(np.float64)
+
+
 class ValueSpec:
     """Specification of one state or action array.
 
@@ -130,7 +141,7 @@ class ValueSpec:
                 continue
             if self.type == "bool":
                 raise SpecError.invalid(key, "no bounds for a bool spec", bound, where)
-            array = np.asarray(bound, dtype=np.float64)
+            array = _bound_array(bound, key, where)
             if array.ndim > 0 and array.shape != self.shape:
                 try:
                     array = np.broadcast_to(array, self.shape)
@@ -140,11 +151,15 @@ class ValueSpec:
                     ) from None
             if np.isnan(array).any():
                 raise SpecError.invalid(key, "a bound without NaN", bound, where)
+            wrong_infinity = np.inf if key == "min_value" else -np.inf
+            if (array == wrong_infinity).any():
+                raise SpecError.invalid(
+                    key, f"a bound other than {wrong_infinity} (an empty range)", bound, where)
             setattr(self, key, float(array) if array.ndim == 0 else array.copy())
         if self.min_value is not None and self.max_value is not None:
-            if np.any(np.asarray(self.min_value) > np.asarray(self.max_value)):
+            if np.any(np.asarray(self.min_value) >= np.asarray(self.max_value)):
                 raise SpecError.invalid(
-                    "max_value", f">= min_value {self.min_value!r}", self.max_value, where
+                    "max_value", f"> min_value {self.min_value!r}", self.max_value, where
                 )
 
     # ------------------------------------------------------------------ properties

@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from kerasrl.errors import ArgumentError
+from kerasrl.errors import ArgumentError, KerasRLError
 
 
 def _bound(value: float) -> str:
+    if math.isfinite(value) and float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
     return f"{value:g}"
 
 
@@ -67,7 +69,8 @@ def is_number(value: Any) -> bool:
 
 def check_float(value: Any, argument: str, low: float | None = None,
                 high: float | None = None, low_open: bool = False, high_open: bool = False,
-                where: str | None = None) -> float:
+                where: str | None = None, allow_none: bool = False,
+                error: type[KerasRLError] = ArgumentError) -> float | None:
     """Checks that `value` is a number in the range and returns it as a float.
 
     Args:
@@ -76,21 +79,29 @@ def check_float(value: Any, argument: str, low: float | None = None,
         low, high: Bounds (None: unbounded on that side).
         low_open, high_open: Whether the bound itself is excluded.
         where: Optional context for the message (e.g. `"agent 'ppo'"`).
+        allow_none: Whether None is accepted (and returned).
+        error: The `KerasRLError` subclass raised (e.g. `SaveError` for a
+            field read from a checkpoint).
 
     Returns:
-        `float(value)`.
+        `float(value)` (None for None when `allow_none`).
 
     Raises:
-        ArgumentError: for a non-number, a bool, NaN or a value out of range.
+        ArgumentError: (or `error`) for a non-number, a bool, NaN or a value
+            out of range.
     """
+    if value is None and allow_none:
+        return None
     if not is_number(value) or not in_range(float(value), low, high, low_open, high_open):
-        raise ArgumentError.invalid(
-            argument, describe_range(low, high, low_open, high_open), value, where=where)
+        expected = describe_range(low, high, low_open, high_open)
+        raise error.invalid(argument, expected + (" or None" if allow_none else ""), value,
+                            where=where)
     return float(value)
 
 
 def check_int(value: Any, argument: str, minimum: int | None = None,
-              maximum: int | None = None, where: str | None = None) -> int:
+              maximum: int | None = None, where: str | None = None, allow_none: bool = False,
+              error: type[KerasRLError] = ArgumentError) -> int | None:
     """Checks that `value` is an int (not a bool, not `2.5`) in `[minimum, maximum]`.
 
     Args:
@@ -98,13 +109,17 @@ def check_int(value: Any, argument: str, minimum: int | None = None,
         argument: Its name, for the message.
         minimum, maximum: Inclusive bounds (None: unbounded).
         where: Optional context for the message.
+        allow_none: Whether None is accepted (and returned).
+        error: The `KerasRLError` subclass raised.
 
     Returns:
-        `int(value)`.
+        `int(value)` (None for None when `allow_none`).
 
     Raises:
-        ArgumentError: for a non-int or a value out of range.
+        ArgumentError: (or `error`) for a non-int or a value out of range.
     """
+    if value is None and allow_none:
+        return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (
             minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         if minimum == 1 and maximum is None:
@@ -113,7 +128,8 @@ def check_int(value: Any, argument: str, minimum: int | None = None,
             expected = "a non-negative int"
         else:
             expected = describe_range(minimum, maximum, kind="an int")
-        raise ArgumentError.invalid(argument, expected, value, where=where)
+        raise error.invalid(argument, expected + (" or None" if allow_none else ""), value,
+                            where=where)
     return int(value)
 
 

@@ -65,6 +65,7 @@ class AC(OnPolicyAgent):
 
     agent_type = "ac"
     policy_metrics = ("policy_loss", "entropy")
+    baseline_argument = "critic"
     estimates_advantage = False
 
     def __init__(

@@ -235,9 +235,8 @@ class Agent:
                     "it is ignored by kerasrl.",
                     stacklevel=4,
                 )
-        seed = config.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ArgumentError.invalid("config['seed']", "an int or None", seed)
+        check_int(config.get("seed"), "config['seed']", minimum=0, maximum=2**32 - 1,
+                  allow_none=True)
         if config.get("nonfinite", "raise") not in NONFINITE_MODES:
             raise ArgumentError.invalid("config['nonfinite']", f"one of {NONFINITE_MODES}",
                                         config["nonfinite"])
@@ -885,6 +884,13 @@ class Agent:
         from kerasrl.callbacks import CallbackList, History
         from kerasrl.execution.runner import Runner
 
+        episodes = check_int(episodes, "episodes", minimum=1, where="fit", allow_none=True)
+        timesteps = check_int(timesteps, "timesteps", minimum=1, where="fit", allow_none=True)
+        if episodes is None and timesteps is None:
+            raise ArgumentError("Agent.fit needs a limit: give episodes=... or timesteps=... "
+                                "(positive ints).")
+        num_parallel = check_int(num_parallel, "num_parallel", minimum=1, where="fit",
+                                 allow_none=True)
         history = History()
         callback_list = CallbackList(callbacks, agent=self, history=history)
         runner = Runner(
@@ -931,6 +937,8 @@ class Agent:
         from kerasrl.execution.runner import Runner
 
         episodes = check_int(episodes, "episodes", minimum=1, where="evaluate")
+        num_parallel = check_int(num_parallel, "num_parallel", minimum=1, where="evaluate",
+                                 allow_none=True)
         runner = Runner(
             agent=self, environment=environment,
             num_parallel=num_parallel or min(episodes, 8),

@@ -53,13 +53,12 @@ from kerasrl import backend as kbackend
 from kerasrl import distributions as kdistributions
 from kerasrl.agents.off_policy import (
     ContinuousActorCritic,
-    _positive_int,
     build_critic,
     l2_penalty,
     network_of_policy,
 )
 from kerasrl.networks import NetworkBuilder
-from kerasrl.validation import check_float
+from kerasrl.validation import check_float, check_int
 
 
 class DDPG(ContinuousActorCritic):
@@ -172,7 +171,8 @@ class DDPG(ContinuousActorCritic):
             states, actions, max_episode_timesteps, parallel_interactions=parallel_interactions,
             config=config, **self._base_arguments(arguments), **kwargs,
         )
-        self.policy_delay = _positive_int(policy_delay, "policy_delay", name)
+        self.policy_delay = check_int(policy_delay, "policy_delay", minimum=1,
+                                      where=f"agent '{name}'")
         self.target_policy_noise = float(target_policy_noise)
         self.target_noise_clip = float(target_noise_clip)
         self._init_actor_critic(optimizer, critic_optimizer, learning_rate, max_grad_norm)

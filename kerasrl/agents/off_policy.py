@@ -57,7 +57,7 @@ from kerasrl.agents.on_policy import clipping, parse_update
 from kerasrl.errors import ArgumentError
 from kerasrl.optimizers import OptimizerSpec, optimizer_config
 from kerasrl.replay import NStepWindow, ReplayMemory
-from kerasrl.validation import check_float, check_int
+from kerasrl.validation import check_float, check_int, is_number
 
 
 def l2_penalty(variables) -> Any:
@@ -138,10 +138,6 @@ _BASE_ARGUMENTS = ("memory", "batch_size", "update_frequency", "start_updating",
                    "target_sync_frequency", "l2_regularization")
 
 
-def _positive_int(value: Any, argument: str, agent: str) -> int:
-    return check_int(value, argument, minimum=1, where=f"agent '{agent}'")
-
-
 class OffPolicyAgent(Agent):
     """Base class of replay-based agents (see module docstring).
 
@@ -218,14 +214,11 @@ class OffPolicyAgent(Agent):
             raise ArgumentError.invalid(
                 "update['unit']", f"'timesteps' for the replay-based agent '{name}'", spec["unit"]
             )
+        where = f"agent '{name}'"
         if update is None:
-            if start_updating is not None and (
-                isinstance(start_updating, bool)
-                or not isinstance(start_updating, (int, np.integer)) or start_updating < 0
-            ):
-                raise ArgumentError.invalid("start_updating", "an int >= 0 or None",
-                                            start_updating, where=f"agent '{name}'")
-            spec["start"] = spec["batch_size"] if start_updating is None else int(start_updating)
+            start_updating = check_int(start_updating, "start_updating", minimum=0, where=where,
+                                       allow_none=True)
+            spec["start"] = spec["batch_size"] if start_updating is None else start_updating
         elif not (isinstance(update, Mapping) and "start" in update):
             spec["start"] = spec["batch_size"]
         if spec["batch_size"] > capacity:
@@ -235,10 +228,9 @@ class OffPolicyAgent(Agent):
             )
         self.update_spec = spec
         self.batch_size = spec["batch_size"]
-        self.multi_step = _positive_int(multi_step, "multi_step", name)
-        self.discount = parameters.create(discount, "discount", low=0.0, high=1.0,
-                                          where=f"agent '{name}'")
-        self.horizon = _positive_int(horizon, "horizon", name)
+        self.multi_step = check_int(multi_step, "multi_step", minimum=1, where=where)
+        self.discount = parameters.create(discount, "discount", low=0.0, high=1.0, where=where)
+        self.horizon = check_int(horizon, "horizon", minimum=1, where=where)
         self.predict_terminal_values = bool(predict_terminal_values)
         self._reward_processing = clipping(reward_processing, "reward_processing")
         self.exploration = self._parse_exploration(exploration)
@@ -271,12 +263,11 @@ class OffPolicyAgent(Agent):
         self._mask_cache: dict[int, dict] = {}
         self.last_metrics: dict[str, float] = {}
         self.target_update_weight = check_float(target_update_weight, "target_update_weight",
-                                                low=0.0, high=1.0, low_open=True,
-                                                where=f"agent '{name}'")
-        self.target_sync_frequency = _positive_int(target_sync_frequency,
-                                                   "target_sync_frequency", name)
+                                                low=0.0, high=1.0, low_open=True, where=where)
+        self.target_sync_frequency = check_int(target_sync_frequency, "target_sync_frequency",
+                                               minimum=1, where=where)
         self.l2_regularization = parameters.create(l2_regularization, "l2_regularization",
-                                                   low=0.0, where=f"agent '{name}'")
+                                                   low=0.0, where=where)
 
     # ------------------------------------------------------------------ subclass hooks
     def _check_actions(self) -> None:
@@ -778,10 +769,9 @@ class ContinuousActorCritic(OffPolicyAgent):
     @classmethod
     def _critic_optimizer(cls, critic_optimizer: Any, learning_rate: Any, max_grad_norm: Any):
         """Tensorforce's `critic_optimizer`: a float scales the learning rate, or a spec."""
-        if isinstance(critic_optimizer, (int, float)) and not isinstance(critic_optimizer, bool):
-            if critic_optimizer <= 0:
-                raise ArgumentError.invalid("critic_optimizer", "a positive float or a spec",
-                                            critic_optimizer)
+        if is_number(critic_optimizer) or isinstance(critic_optimizer, bool):
+            critic_optimizer = check_float(critic_optimizer, "critic_optimizer", low=0.0,
+                                           low_open=True, where=f"agent '{cls.agent_type}'")
             rate = parameters.create(learning_rate, "learning_rate")
             if critic_optimizer != 1.0:
                 if not rate.is_constant():

@@ -41,7 +41,7 @@ from kerasrl.memories import RecentMemory, TrajectoryBuffer, check_saved_fields,
 from kerasrl.networks import NetworkBuilder
 from kerasrl.optimizers import OptimizerSpec
 from kerasrl.returns import gae, n_step_returns
-from kerasrl.validation import check_float
+from kerasrl.validation import check_float, check_int, in_range, is_number
 
 UPDATE_UNITS = ("timesteps", "episodes")
 ADVANTAGE_NORMALIZATION = ("normalize", "batch_normalization", "instance_normalization",
@@ -90,40 +90,53 @@ def parse_update(
         )
     if update.get("unit") not in UPDATE_UNITS:
         raise ArgumentError.invalid("update['unit']", f"one of {UPDATE_UNITS}", update.get("unit"))
-    size = update.get("batch_size")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ArgumentError.invalid("batch_size", "a positive int", size, where=f"agent '{agent}'")
-    size = int(size)
+    where = f"agent '{agent}'"
+    size = check_int(update.get("batch_size"), "batch_size", minimum=1, where=where)
     frequency = update.get("frequency")
     if frequency is None:
         frequency = size
-    elif frequency == "never":
-        pass
-    elif isinstance(frequency, float) and not isinstance(frequency, bool):
-        if not 0.0 < frequency <= 1.0:
+    elif isinstance(frequency, (float, np.floating)):
+        if not in_range(float(frequency), 0.0, 1.0, low_open=True):
             raise ArgumentError.invalid(
-                "update_frequency", "an int >= 1, or a float in (0, 1] relative to batch_size",
-                frequency,
-            )
-        frequency = max(1, int(frequency * size))
-    elif isinstance(frequency, (int, np.integer)) and not isinstance(frequency, bool) and frequency >= 1:
+                "update_frequency", "a positive int, or a float in (0, 1] relative to "
+                "batch_size", frequency, where=where)
+        frequency = max(1, int(float(frequency) * size))
+    elif not (isinstance(frequency, str) and frequency == "never"):
+        if not isinstance(frequency, (int, np.integer)) or isinstance(frequency, bool) or \
+                frequency < 1:
+            raise ArgumentError.invalid(
+                "update_frequency", "a positive int, a float in (0, 1], or 'never'", frequency,
+                where=where)
         frequency = int(frequency)
-    else:
-        raise ArgumentError.invalid(
-            "update_frequency", "an int >= 1, a float in (0, 1], or 'never'", frequency
-        )
-    start = update.get("start") or 0
-    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
-        raise ArgumentError.invalid("update['start']", "an int >= 0", start)
-    return {"unit": update["unit"], "batch_size": size, "frequency": frequency, "start": int(start)}
+    start = check_int(update.get("start", 0), "update['start']", minimum=0, where=where,
+                      allow_none=True) or 0
+    return {"unit": update["unit"], "batch_size": size, "frequency": frequency, "start": start}
 
 
 def clipping(spec: Any, argument: str):
-    """Reward/return processing: None or `dict(type='clipping', lower, upper)`."""
+    """Reward/return processing: None or `dict(type='clipping', lower, upper)`.
+
+    Args:
+        spec: None, or the clipping dict; `lower`/`upper` are numbers (None or
+            an infinite bound: unbounded on that side) with `lower < upper`.
+        argument: Argument name for error messages.
+
+    Returns:
+        None, or a function that clips an array.
+
+    Raises:
+        ArgumentError: for another spec, a NaN or non-number bound, or
+            `lower >= upper`.
+    """
     if spec is None:
         return None
     if isinstance(spec, Mapping) and spec.get("type") == "clipping":
-        lower, upper = spec.get("lower"), spec.get("upper")
+        lower = check_float(spec.get("lower"), f"{argument}['lower']", low=-np.inf,
+                            high=np.inf, allow_none=True)
+        upper = check_float(spec.get("upper"), f"{argument}['upper']", low=-np.inf,
+                            high=np.inf, allow_none=True)
+        if lower is not None and upper is not None and not lower < upper:
+            raise ArgumentError.invalid(f"{argument}['upper']", f"> lower={lower:g}", upper)
         return lambda x: np.clip(x, lower, upper)
     raise ArgumentError.invalid(
         argument, "None or dict(type='clipping', lower=..., upper=...)", spec
@@ -187,6 +200,8 @@ class OnPolicyAgent(Agent):
 
     #: Names of the metrics returned by `policy_objective`.
     policy_metrics: tuple[str, ...] = ("policy_loss", "entropy")
+    #: The agent's name of the baseline argument (`'critic'` for AC/A2C), for messages.
+    baseline_argument: str = "baseline"
 
     def __init__(
         self,
@@ -254,11 +269,7 @@ class OnPolicyAgent(Agent):
         self.l2_regularization = parameters.create(l2_regularization, "l2_regularization",
                                                    low=0.0, where=where)
         self.predict_terminal_values = bool(predict_terminal_values)
-        if horizon is not None and (isinstance(horizon, bool) or not isinstance(
-                horizon, (int, np.integer)) or horizon < 1):
-            raise ArgumentError.invalid("horizon", "a positive int (n-step returns) or None",
-                                        horizon)
-        self.horizon = None if horizon is None else int(horizon)
+        self.horizon = check_int(horizon, "horizon", minimum=1, where=where, allow_none=True)
         self.estimate_advantage = bool(estimate_advantage)
         if advantage_processing is None:
             self.normalize_advantages = False
@@ -314,10 +325,10 @@ class OnPolicyAgent(Agent):
         if self.has_baseline:
             if baseline_optimizer is None:
                 baseline_optimizer = 1.0
-            if isinstance(baseline_optimizer, (int, float)) and not isinstance(
-                baseline_optimizer, bool
-            ):
-                self.baseline_loss_weight = float(baseline_optimizer)
+            if is_number(baseline_optimizer) or isinstance(baseline_optimizer, bool):
+                self.baseline_loss_weight = check_float(
+                    baseline_optimizer, f"{self.baseline_argument}_optimizer", low=0.0,
+                    where=where)
             else:
                 self.baseline_optimizer_spec = OptimizerSpec(
                     baseline_optimizer, name="baseline_optimizer"
@@ -455,7 +466,8 @@ class OnPolicyAgent(Agent):
                 "memory['type']", "'recent' for an on-policy agent", memory.get("type")
             )
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
-            raise ArgumentError.invalid("memory", "'minimum' or a positive int capacity", memory)
+            raise ArgumentError.invalid("memory", "'minimum' or a positive int capacity", memory,
+                                        where=f"agent '{self.agent_type}'")
         needed = size if unit == "timesteps" else size * (self.max_episode_timesteps or 1)
         if capacity < needed:
             raise ArgumentError.invalid(
