@@ -108,8 +108,9 @@ def test_callback_stops_early(runner, batch_agent_calls):
     runner.run(num_episodes=100, callback=callback, batch_agent_calls=batch_agent_calls,
                use_tqdm=False)
     if batch_agent_calls:
-        # Episodes that end in the same batched step as the stopping one still count.
-        assert 2 <= len(calls) <= 3
+        # Episodes that end in the same batched step as the stopping one still count:
+        # the second call may be the first of up to 3 episodes ending together.
+        assert 2 <= len(calls) <= 1 + 3
     else:
         assert len(calls) == 2
     assert runner.episodes == len(calls)
