@@ -15,10 +15,14 @@ The flow of one timestep:
    gradient steps (`multi_step`, random subsamples) in one call.
 
 With `update=dict(unit='timesteps', ...)` the rollout is cut mid-episode; the
-value of the state after the cut is only known at the next `act`, so the
-update then runs at the start of that `act` (and `observe` returns 0). This
-gives proper bootstrapping, as in SB3, without asking the environment for the
-next state twice.
+value of the state after the cut is only known at the next `act`, which
+computes it anyway (the baseline's value of the state it acts on). That `act`
+closes the cut segments with it and marks the update as due; the update runs
+at the start of the following `observe` (which returns 1), before that
+observe writes anything. `act` never updates. The actions of that `act` were
+sampled by the policy before the update either way, so this gives the same
+updates as updating right after the cut with the next state's value, as SB3
+does, without asking the environment for the next state twice.
 
 Subclasses implement `policy_objective(...)`: the loss of one gradient step.
 """
@@ -403,7 +407,9 @@ class OnPolicyAgent(Agent):
         self._next_update = max(update["start"], update["frequency"]) if (
             update["frequency"] != "never") else None
         self._pending_slots: set[int] | None = None
-        self._updates_in_act = 0
+        #: The cut segments are closed; the update runs at the next observe.
+        self._update_due = False
+        self._cut_counters: dict = {}
         self._mask_cache: dict[int, dict] = {}
         self.last_metrics: dict[str, float] = {}
 
@@ -716,9 +722,8 @@ class OnPolicyAgent(Agent):
             metrics.update(self._kl_after_update(batch, valid))
         return metrics
 
-    def _hyper(self, n: int) -> dict:
-        """Scalar hyper-parameters of one update, as host values."""
-        counters = self._counters()
+    def _hyper(self, n: int, counters: dict) -> dict:
+        """Scalar hyper-parameters of one update (as of `counters`), as host values."""
         hyper = {
             "steps": np.int32(self.optimizer_spec.multi_step),
             "rows": np.int32(self.optimizer_spec.steps_for(n)),
@@ -785,6 +790,7 @@ class OnPolicyAgent(Agent):
         self.memory.add(segment, episode_end)
 
     def _observe_batch(self, reward, terminal, slots):
+        updates = self._run_due_update()
         if self._reward_processing is not None:
             reward = self._reward_processing(reward).astype(np.float32)
         self._buffer.write(slots, {"reward": reward}, advance=True)
@@ -797,9 +803,7 @@ class OnPolicyAgent(Agent):
             self._finish_segment(int(slot), bootstrap, episode_end=True)
             if self._pending_slots is not None:
                 self._pending_slots.discard(int(slot))
-        updates = self._updates_in_act
-        self._updates_in_act = 0
-        if self._next_update is None or self._pending_slots is not None:
+        if self._next_update is None or self._pending_slots is not None or self._update_due:
             return updates
         unit = self.update_spec["unit"]
         count = self.episodes if unit == "episodes" else self.timesteps
@@ -813,6 +817,7 @@ class OnPolicyAgent(Agent):
         ongoing = {int(s) for s in np.nonzero(self._buffer.position > 0)[0]}
         if ongoing and self.has_baseline:
             self._pending_slots = ongoing  # finished at the next act of those slots
+            self._cut_counters = self._counters()  # the update runs as of the cut
             return updates
         for slot in ongoing:
             self._finish_segment(slot, 0.0, episode_end=False)
@@ -826,17 +831,17 @@ class OnPolicyAgent(Agent):
         would have received); their values bootstrap the cut rollouts.
         """
         if self._pending_slots is None:
-            return 0
+            return self._run_due_update()
         parsed = self._parser.parse(states)
         size = parsed.size
         masks = self._full_masks(parsed.masks, size)
         values = self._act_train(parsed.states, masks,
                                  self._exploration_values(False))["value"]
         self._cut_pending(slots, values)
-        updates, self._updates_in_act = self._updates_in_act, 0
-        return updates
+        return self._run_due_update()
 
     def _cut_pending(self, slots, values) -> None:
+        """Closes the cut segments of `slots` with their next states' `values`."""
         for slot, value in zip(slots, values):
             slot = int(slot)
             if slot in self._pending_slots:
@@ -844,19 +849,31 @@ class OnPolicyAgent(Agent):
                 self._pending_slots.discard(slot)
         if not self._pending_slots:
             self._pending_slots = None
-            self._run_update()
-            self._updates_in_act += 1
+            self._update_due = True
 
-    def _run_update(self) -> None:
+    def _run_due_update(self) -> int:
+        """Runs the update made due by `_cut_pending`; returns the number run (0 or 1)."""
+        if not self._update_due:
+            return 0
+        self._update_due = False
+        self._run_update(self._cut_counters)
+        return 1
+
+    def _run_update(self, counters: dict | None = None) -> None:
+        """Runs one update on the newest batch in memory.
+
+        Args:
+            counters: The timesteps/episodes/updates counters the update runs
+                as of (schedules, the next update's count); default: now.
+        """
+        counters = counters or self._counters()
         unit, size = self.update_spec["unit"], self.update_spec["batch_size"]
         if unit == "episodes":
             batch = self.memory.latest_episodes(size)
-            count = self.episodes
         else:
             batch = self.memory.latest_timesteps(size)
-            count = self.timesteps
+        count = counters[unit]
         padded, valid, n = pad_batch(batch)
-        counters = self._counters()
         self.engine.assign(self.optimizer_spec.learning_rate_variable(),
                            self._checked_learning_rate(
                                "optimizer", self.optimizer_spec.learning_rate.value(counters)))
@@ -865,7 +882,7 @@ class OnPolicyAgent(Agent):
                                self._checked_learning_rate(
                                    "baseline_optimizer",
                                    self.baseline_optimizer_spec.learning_rate.value(counters)))
-        metrics = self._update_program_compiled(padded, valid, self._hyper(n))
+        metrics = self._update_program_compiled(padded, valid, self._hyper(n, counters))
         self.last_metrics = self._checked_metrics(metrics)
         self.updates += 1
         if self._plugins:
@@ -987,3 +1004,4 @@ class OnPolicyAgent(Agent):
     def _reset_buffers(self) -> None:
         self._buffer.clear(np.arange(self.parallel_interactions))
         self._pending_slots = None
+        self._update_due = False

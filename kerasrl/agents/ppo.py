@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from keras import ops
 
 from kerasrl import backend as kbackend
@@ -159,12 +160,9 @@ class PPO(OnPolicyAgent):
                             else v for k, v in arguments.items()
                             if v is not None or k in ("batch_size",)})
 
-    def _hyper(self, n: int) -> dict:
-        hyper = super()._hyper(n)
-        hyper["clip"] = self.likelihood_ratio_clipping.value(self._counters())
-        import numpy as np
-
-        hyper["clip"] = np.float32(hyper["clip"])
+    def _hyper(self, n: int, counters: dict) -> dict:
+        hyper = super()._hyper(n, counters)
+        hyper["clip"] = np.float32(self.likelihood_ratio_clipping.value(counters))
         return hyper
 
     def policy_objective(self, batch, weights, hyper):

@@ -245,7 +245,7 @@ class TRPO(OnPolicyAgent):
                 metrics[f"approx_kl/{name}"] = ops.stop_gradient(_weighted_mean(term, weights))
         return metrics
 
-    def _hyper(self, n: int) -> dict:
-        hyper = super()._hyper(n)
-        hyper["max_kl"] = np.float32(self.max_kl.value(self._counters()))
+    def _hyper(self, n: int, counters: dict) -> dict:
+        hyper = super()._hyper(n, counters)
+        hyper["max_kl"] = np.float32(self.max_kl.value(counters))
         return hyper

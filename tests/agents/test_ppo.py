@@ -82,7 +82,7 @@ class TestUpdateSchedule:
         assert agent.updates == 6
 
     def test_timesteps_unit_with_baseline_is_deferred(self):
-        """With a baseline, a rollout cut mid-episode updates at the next act."""
+        """With a baseline, a rollout cut mid-episode updates at the next observe, not in act."""
         agent = create(update=dict(unit="timesteps", batch_size=8, frequency=4),
                        parallel_interactions=2, baseline=NETWORK)
         rng = np.random.default_rng(2)
@@ -93,11 +93,12 @@ class TestUpdateSchedule:
             returned.append(agent.observe([1.0, 1.0], [0, 0], parallel=[0, 1]))
         assert agent.timesteps == 24
         assert returned == [0, 0] + [1, 0] * 5
-        assert updates_after_act == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+        assert updates_after_act == [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5]
         assert agent.updates == sum(returned) == 5
-        agent.act(rng.normal(size=(2, 4)), parallel=[0, 1])  # the 6th, deferred update
-        assert agent.updates == 6
+        agent.act(rng.normal(size=(2, 4)), parallel=[0, 1])  # closes the 6th cut: act never updates
+        assert agent.updates == 5
         assert agent.observe([1.0, 1.0], [1, 1], parallel=[0, 1]) == 1
+        assert agent.updates == 6
 
     def test_timesteps_unit_episode_end_not_deferred(self):
         agent = create(update=dict(unit="timesteps", batch_size=4), baseline=NETWORK)
