@@ -44,8 +44,13 @@ __version__ = "0.1.0"
 
 # Register kerasrl's Keras serializables (layers, distribution heads, the
 # exported inference layer) so `keras.saving.load_model` works after
-# `import kerasrl`.
+# `import kerasrl`. `execution` registers its implementations of `Agent.fit`,
+# `Agent.evaluate`, `Agent.pretrain` and of the `recorder` plugin with the
+# agents package, which does not import execution; every `kerasrl.*` import
+# runs this first, so they are in place before any agent exists. It imports
+# NumPy and light kerasrl modules only.
 from kerasrl import distributions as _distributions  # noqa: E402, F401
+from kerasrl import execution as _execution  # noqa: E402, F401
 from kerasrl import export as _export  # noqa: E402, F401
 from kerasrl import layers as _layers  # noqa: E402, F401
 

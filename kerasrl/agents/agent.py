@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -76,16 +76,92 @@ IGNORED_CONFIG_KEYS = (
     "eager_mode", "tf_log_level",
 )
 #: Features attached to an agent through its arguments (Tensorforce's saver,
-#: summarizer and recorder). Each maps to the import path of a factory
-#: `factory(agent, spec) -> plugin`; a plugin implements any of the hooks
-#: `on_act`, `on_observe`, `on_episode_end`, `on_update` and `close` (see
-#: `Agent._notify`).
-PLUGINS = {
+#: summarizer and recorder). Each maps to a factory `factory(agent, spec) ->
+#: plugin`, or to the import path of one (imported on first use); a plugin
+#: implements any of the hooks `on_act`, `on_observe`, `on_episode_end`,
+#: `on_update` and `close` (see `Agent._notify`). The recorder belongs to the
+#: execution package, which registers it with `register_plugin` when
+#: `kerasrl` is imported.
+PLUGINS: dict[str, str | Callable[..., Any]] = {
     "saver": "kerasrl.saving.create_saver",
     "summarizer": "kerasrl.summaries.create_summarizer",
-    "recorder": "kerasrl.execution.recorder.create_recorder",
     "tracking": "kerasrl.summaries.create_tracking",
 }
+#: The agent arguments that attach a plugin (the keys `PLUGINS` may have).
+PLUGIN_ARGUMENTS = ("saver", "summarizer", "recorder", "tracking")
+
+#: The functions behind `Agent.fit`, `Agent.evaluate` and `Agent.pretrain`,
+#: by method name. Agents do not depend on the loops that drive them: the
+#: execution package registers its runner-based implementations here with
+#: `register_driver` when `kerasrl` is imported.
+DRIVERS: dict[str, Callable[..., Any]] = {}
+DRIVER_NAMES = ("fit", "evaluate", "pretrain")
+
+
+def register_driver(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """Registers the function that `Agent.fit`, `Agent.evaluate` or `Agent.pretrain` calls.
+
+    The agent method checks its arguments, then calls
+    `function(agent, *arguments, **keywords)` with the agent first and the
+    method's (checked) arguments, and returns its result. A later
+    registration replaces an earlier one.
+
+    Args:
+        name: The method: `'fit'`, `'evaluate'` or `'pretrain'`.
+        function: The implementation, e.g. `kerasrl.execution.drivers.fit`.
+
+    Returns:
+        `function`, unchanged.
+
+    Raises:
+        ArgumentError: `name` is not one of the three methods, or `function`
+            is not callable.
+    """
+    if name not in DRIVER_NAMES:
+        raise ArgumentError.invalid("name", f"one of {DRIVER_NAMES}", name, "register_driver")
+    if not callable(function):
+        raise ArgumentError.invalid("function", "a callable", function, "register_driver")
+    DRIVERS[name] = function
+    return function
+
+
+def register_plugin(key: str, factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Registers the factory of the plugin that an agent argument attaches.
+
+    An agent created with `<key>=spec` calls `factory(agent, spec)` once it
+    is built and notifies the returned plugin (see `PLUGINS`). A later
+    registration replaces an earlier one.
+
+    Args:
+        key: The agent argument: `'saver'`, `'summarizer'`, `'recorder'` or
+            `'tracking'`.
+        factory: `factory(agent, spec) -> plugin`.
+
+    Returns:
+        `factory`, unchanged.
+
+    Raises:
+        ArgumentError: `key` is not one of the plugin arguments, or `factory`
+            is not callable.
+    """
+    if key not in PLUGIN_ARGUMENTS:
+        raise ArgumentError.invalid("key", f"one of {PLUGIN_ARGUMENTS}", key, "register_plugin")
+    if not callable(factory):
+        raise ArgumentError.invalid("factory", "a callable", factory, "register_plugin")
+    PLUGINS[key] = factory
+    return factory
+
+
+def _driver(name: str) -> Callable[..., Any]:
+    """The registered function behind `Agent.<name>` (see `register_driver`)."""
+    function = DRIVERS.get(name)
+    if function is None:
+        raise UnknownTypeError(
+            f"Agent.{name} has no implementation: no function is registered for '{name}'. "
+            "Importing kerasrl registers the built-in ones; a custom one is registered with "
+            "kerasrl.agents.agent.register_driver."
+        )
+    return function
 
 
 def _loss_term(metric: str) -> str:
@@ -314,27 +390,7 @@ class Agent:
                     raise ArgumentError.invalid(key, f"the agent's own value {own!r}", value)
             return agent
         if isinstance(agent, type) and issubclass(agent, Agent):
-            if environment is not None:
-                from kerasrl.environments.environment import Environment
-
-                created = not isinstance(environment, Environment)
-                env = Environment.create(environment) if created else environment
-                try:
-                    kwargs.setdefault("states", env.states())
-                    kwargs.setdefault("actions", env.actions())
-                    if "max_episode_timesteps" not in kwargs:
-                        value = env.max_episode_timesteps()
-                        if value is not None:
-                            kwargs["max_episode_timesteps"] = value
-                finally:
-                    if created:
-                        env.close()
-            for key in ("states", "actions"):
-                if key not in kwargs:
-                    raise ArgumentError(
-                        f"Missing argument '{key}' of agent '{agent.agent_type}': give it, "
-                        "or pass environment=... to take it from the environment."
-                    )
+            kwargs = cls._environment_arguments(environment, kwargs, agent.agent_type)
             try:
                 return agent(**kwargs)
             except TypeError as exc:
@@ -370,6 +426,34 @@ class Agent:
             return cls._create(_agent_class("function"), environment, function=agent, **kwargs)
         raise ArgumentError.invalid("agent", "an agent spec (str, dict, class or instance)", agent)
 
+    @staticmethod
+    def _environment_arguments(environment: Any, kwargs: dict, agent_type: str) -> dict:
+        """`kwargs` with `states`, `actions` and `max_episode_timesteps` taken from
+        `environment` unless given; raises if states or actions are still missing."""
+        kwargs = dict(kwargs)
+        if environment is not None:
+            from kerasrl.environments.environment import Environment
+
+            created = not isinstance(environment, Environment)
+            env = Environment.create(environment) if created else environment
+            try:
+                kwargs.setdefault("states", env.states())
+                kwargs.setdefault("actions", env.actions())
+                if "max_episode_timesteps" not in kwargs:
+                    value = env.max_episode_timesteps()
+                    if value is not None:
+                        kwargs["max_episode_timesteps"] = value
+            finally:
+                if created:
+                    env.close()
+        for key in ("states", "actions"):
+            if key not in kwargs:
+                raise ArgumentError(
+                    f"Missing argument '{key}' of agent '{agent_type}': give it, "
+                    "or pass environment=... to take it from the environment."
+                )
+        return kwargs
+
     def get_config(self) -> dict:
         """The agent spec as a JSON-compatible dict (`Agent.create(**config)` recreates it)."""
         return _jsonable(self.spec)
@@ -399,7 +483,9 @@ class Agent:
     def _attach_plugins(self) -> None:
         """Creates the saver/summarizer/recorder plugins (once the agent is built)."""
         for key, value in self._plugin_specs.items():
-            factory = registry.import_internal(PLUGINS[key])
+            factory = PLUGINS.get(key)
+            if isinstance(factory, str):
+                factory = registry.import_internal(factory)
             if factory is None:
                 raise ArgumentError(
                     f"Argument '{key}' is not available in this version of kerasrl yet; "
@@ -738,11 +824,9 @@ class Agent:
         Returns:
             A dict of metrics.
         """
-        from kerasrl.execution.pretrain import pretrain
-
-        return pretrain(self, directory, num_iterations, num_traces=num_traces,
-                        num_updates=num_updates, extension=extension, objective=objective,
-                        **kwargs)
+        return _driver("pretrain")(
+            self, directory, num_iterations, num_traces=num_traces, num_updates=num_updates,
+            extension=extension, objective=objective, **kwargs)
 
     def _experience(self, states, masks, actions, terminal, reward) -> None:
         raise ArgumentError(f"Agent '{self.agent_type}' does not learn; experience() is not supported.")
@@ -881,9 +965,6 @@ class Agent:
             A `kerasrl.callbacks.History` with per-episode `episode_return`
             and `episode_length` lists.
         """
-        from kerasrl.callbacks import CallbackList, History
-        from kerasrl.execution.runner import Runner
-
         episodes = check_int(episodes, "episodes", minimum=1, where="fit", allow_none=True)
         timesteps = check_int(timesteps, "timesteps", minimum=1, where="fit", allow_none=True)
         if episodes is None and timesteps is None:
@@ -891,22 +972,10 @@ class Agent:
                                 "(positive ints).")
         num_parallel = check_int(num_parallel, "num_parallel", minimum=1, where="fit",
                                  allow_none=True)
-        history = History()
-        callback_list = CallbackList(callbacks, agent=self, history=history)
-        runner = Runner(
-            agent=self, environment=environment,
-            num_parallel=num_parallel or self.parallel_interactions,
-            max_episode_timesteps=max_episode_timesteps, seed=seed,
-        )
-        try:
-            runner.run(
-                num_episodes=episodes, num_timesteps=timesteps,
-                batch_agent_calls=True, use_tqdm=verbose not in (0, False),
-                keras_callbacks=callback_list,
-            )
-        finally:
-            runner.close()
-        return history
+        return _driver("fit")(
+            self, environment, episodes=episodes, timesteps=timesteps,
+            num_parallel=num_parallel or self.parallel_interactions, callbacks=callbacks,
+            verbose=verbose, max_episode_timesteps=max_episode_timesteps, seed=seed)
 
     def evaluate(
         self,
@@ -934,31 +1003,10 @@ class Agent:
             Dict with `mean_return`, `std_return`, `min_return`, `max_return`,
             `mean_length`, `episodes` and the list `returns`.
         """
-        from kerasrl.execution.runner import Runner
-
         episodes = check_int(episodes, "episodes", minimum=1, where="evaluate")
         num_parallel = check_int(num_parallel, "num_parallel", minimum=1, where="evaluate",
                                  allow_none=True)
-        runner = Runner(
-            agent=self, environment=environment,
+        return _driver("evaluate")(
+            self, environment, episodes=episodes, deterministic=deterministic,
             num_parallel=num_parallel or min(episodes, 8),
-            max_episode_timesteps=max_episode_timesteps, seed=seed,
-        )
-        try:
-            runner.run(
-                num_episodes=episodes, evaluation=True, batch_agent_calls=True,
-                use_tqdm=bool(verbose), deterministic=deterministic,
-            )
-        finally:
-            runner.close()
-        returns = np.asarray(runner.evaluation_returns[:episodes], dtype=np.float64)
-        lengths = np.asarray(runner.evaluation_timesteps[:episodes], dtype=np.float64)
-        return {
-            "mean_return": float(returns.mean()),
-            "std_return": float(returns.std()),
-            "min_return": float(returns.min()),
-            "max_return": float(returns.max()),
-            "mean_length": float(lengths.mean()),
-            "episodes": len(returns),
-            "returns": returns.tolist(),
-        }
+            max_episode_timesteps=max_episode_timesteps, seed=seed, verbose=verbose)
