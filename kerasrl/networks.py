@@ -67,7 +67,7 @@ Example:
 >>> builder = NetworkBuilder()
 >>> states = dict(type='float', shape=(4,), min_value=-1.0, max_value=1.0)
 >>> model = builder.build('auto', states, name='policy_network')
->>> model({'state': np.zeros((2, 4), 'float32')}).shape
+>>> tuple(model({'state': np.zeros((2, 4), 'float32')}).shape)
 (2, 64)
 """
 
@@ -945,7 +945,7 @@ def build_network(
     Example:
 
     >>> model = build_network([dict(type='dense', size=8)], dict(type='float', shape=(3,)))
-    >>> model({'state': np.zeros((5, 3), 'float32')}).shape
+    >>> tuple(model({'state': np.zeros((5, 3), 'float32')}).shape)
     (5, 8)
     """
     return NetworkBuilder().build(spec, states, name=name, preprocessing=preprocessing)

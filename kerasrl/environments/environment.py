@@ -787,8 +787,14 @@ class EnvironmentWrapper(Environment):
 
     Example:
 
-    >>> env = EnvironmentWrapper(MyEnvironment(), max_episode_timesteps=100)
-    >>> states = env.reset()
+    >>> from kerasrl import Environment
+    >>> inner = Environment.create('CartPole-v1').environment  # create() wraps
+    >>> env = EnvironmentWrapper(inner, max_episode_timesteps=100)
+    >>> env.max_episode_timesteps()
+    100
+    >>> tuple(env.reset().shape)
+    (4,)
+    >>> env.close()
     """
 
     _OWN_ATTRIBUTES = frozenset(

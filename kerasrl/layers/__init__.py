@@ -11,9 +11,10 @@ the layer that aggregates several retrieved tensors.
 
 Example:
 
+>>> import keras
 >>> from kerasrl.layers import LAYERS
 >>> layer = LAYERS['dense'](size=32)
->>> layer(keras.ops.ones((2, 4))).shape
+>>> tuple(layer(keras.ops.ones((2, 4))).shape)
 (2, 32)
 """
 

@@ -34,7 +34,7 @@ class SelfAttention(base.TransformationMixin, keras.layers.Layer):
 
     Example:
 
-    >>> SelfAttention(size=8)(keras.ops.ones((2, 5, 3))).shape
+    >>> tuple(SelfAttention(size=8)(keras.ops.ones((2, 5, 3))).shape)
     (2, 5, 8)
     """
 

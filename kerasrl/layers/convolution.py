@@ -122,7 +122,7 @@ class Conv1d(_ConvolutionMixin, keras.layers.Conv1D):
 
     Example:
 
-    >>> Conv1d(size=8)(keras.ops.ones((2, 10, 3))).shape
+    >>> tuple(Conv1d(size=8)(keras.ops.ones((2, 10, 3))).shape)
     (2, 10, 8)
     """
 
@@ -161,7 +161,7 @@ class Conv2d(_ConvolutionMixin, keras.layers.Conv2D):
 
     Example:
 
-    >>> Conv2d(size=16, stride=2)(keras.ops.ones((2, 16, 16, 3))).shape
+    >>> tuple(Conv2d(size=16, stride=2)(keras.ops.ones((2, 16, 16, 3))).shape)
     (2, 8, 8, 16)
     """
 
@@ -224,7 +224,7 @@ class Conv1dTranspose(_TransposeMixin, keras.layers.Conv1DTranspose):
 
     Example:
 
-    >>> Conv1dTranspose(size=4, stride=2)(keras.ops.ones((2, 5, 3))).shape
+    >>> tuple(Conv1dTranspose(size=4, stride=2)(keras.ops.ones((2, 5, 3))).shape)
     (2, 10, 4)
     """
 
@@ -276,7 +276,7 @@ class Conv2dTranspose(_TransposeMixin, keras.layers.Conv2DTranspose):
 
     Example:
 
-    >>> Conv2dTranspose(size=4, stride=2)(keras.ops.ones((2, 5, 5, 3))).shape
+    >>> tuple(Conv2dTranspose(size=4, stride=2)(keras.ops.ones((2, 5, 5, 3))).shape)
     (2, 10, 10, 4)
     """
 

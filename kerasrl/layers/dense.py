@@ -38,7 +38,7 @@ class Dense(base.TransformationMixin, keras.layers.Layer):
     Example:
 
     >>> layer = Dense(size=32, activation='relu')
-    >>> layer(keras.ops.ones((2, 4))).shape
+    >>> tuple(layer(keras.ops.ones((2, 4))).shape)
     (2, 32)
     """
 
@@ -120,7 +120,7 @@ class Linear(Dense):
 
     Example:
 
-    >>> Linear(size=2)(keras.ops.ones((3, 8))).shape
+    >>> tuple(Linear(size=2)(keras.ops.ones((3, 8))).shape)
     (3, 2)
     """
 

@@ -41,7 +41,7 @@ class Embedding(base.TransformationMixin, keras.layers.Layer):
     Example:
 
     >>> layer = Embedding(size=16, num_embeddings=5)
-    >>> layer(keras.ops.zeros((2, 4, 2), dtype='int32')).shape
+    >>> tuple(layer(keras.ops.zeros((2, 4, 2), dtype='int32')).shape)
     (2, 4, 2, 16)
     """
 

@@ -28,7 +28,7 @@ class Flatten(keras.layers.Layer):
 
     Example:
 
-    >>> Flatten()(keras.ops.ones((2, 4, 2, 16))).shape
+    >>> tuple(Flatten()(keras.ops.ones((2, 4, 2, 16))).shape)
     (2, 128)
     """
 
@@ -65,7 +65,7 @@ class Reshape(keras.layers.Layer):
 
     Example:
 
-    >>> Reshape(shape=(4, -1))(keras.ops.ones((2, 8))).shape
+    >>> tuple(Reshape(shape=(4, -1))(keras.ops.ones((2, 8))).shape)
     (2, 4, 2)
     """
 
@@ -121,7 +121,7 @@ class Activation(keras.layers.Layer):
 
     Example:
 
-    >>> Activation(nonlinearity='crelu')(keras.ops.ones((2, 3))).shape
+    >>> tuple(Activation(nonlinearity='crelu')(keras.ops.ones((2, 3))).shape)
     (2, 6)
     """
 
@@ -213,7 +213,7 @@ class Function(keras.layers.Layer):
 
     Example:
 
-    >>> Function(function='2.0 * x')(keras.ops.ones((2, 3))).shape
+    >>> tuple(Function(function='2.0 * x')(keras.ops.ones((2, 3))).shape)
     (2, 3)
     """
 
@@ -325,7 +325,7 @@ class Retrieve(keras.layers.Layer):
     Example:
 
     >>> a, b = keras.ops.ones((2, 3)), keras.ops.ones((2, 5))
-    >>> Retrieve(aggregation='concat')([a, b]).shape
+    >>> tuple(Retrieve(aggregation='concat')([a, b]).shape)
     (2, 8)
     """
 

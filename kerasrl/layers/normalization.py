@@ -136,7 +136,7 @@ class Clipping(keras.layers.Layer):
 
     Example:
 
-    >>> Clipping(lower=-1.0, upper=1.0)(keras.ops.ones((2, 3)) * 5.0).shape
+    >>> tuple(Clipping(lower=-1.0, upper=1.0)(keras.ops.ones((2, 3)) * 5.0).shape)
     (2, 3)
     """
 
@@ -242,7 +242,7 @@ class InstanceNormalization(_Normalization):
 
     Example:
 
-    >>> InstanceNormalization()(keras.ops.ones((2, 3))).shape
+    >>> tuple(InstanceNormalization()(keras.ops.ones((2, 3))).shape)
     (2, 3)
     """
 
@@ -274,7 +274,7 @@ class BatchNormalization(_Normalization):
 
     Example:
 
-    >>> BatchNormalization()(keras.ops.ones((4, 3))).shape
+    >>> tuple(BatchNormalization()(keras.ops.ones((4, 3))).shape)
     (4, 3)
     """
 
@@ -315,7 +315,7 @@ class ExponentialNormalization(_Normalization):
     Example:
 
     >>> layer = ExponentialNormalization(decay=0.99)
-    >>> layer(keras.ops.ones((4, 3)), training=True).shape
+    >>> tuple(layer(keras.ops.ones((4, 3)), training=True).shape)
     (4, 3)
     """
 

@@ -30,7 +30,7 @@ class Pooling(keras.layers.Layer):
 
     Example:
 
-    >>> Pooling(reduction='max')(keras.ops.ones((2, 4, 4, 8))).shape
+    >>> tuple(Pooling(reduction='max')(keras.ops.ones((2, 4, 4, 8))).shape)
     (2, 8)
     """
 
@@ -114,7 +114,7 @@ class Pool1d(_WindowPooling):
 
     Example:
 
-    >>> Pool1d()(keras.ops.ones((2, 9, 3))).shape
+    >>> tuple(Pool1d()(keras.ops.ones((2, 9, 3))).shape)
     (2, 5, 3)
     """
 
@@ -135,7 +135,7 @@ class Pool2d(_WindowPooling):
 
     Example:
 
-    >>> Pool2d(reduction='average')(keras.ops.ones((2, 8, 8, 3))).shape
+    >>> tuple(Pool2d(reduction='average')(keras.ops.ones((2, 8, 8, 3))).shape)
     (2, 4, 4, 3)
     """
 

@@ -43,7 +43,7 @@ class InputRnn(keras.layers.Layer):
 
     Example:
 
-    >>> InputRnn(cell='gru', size=8)(keras.ops.ones((2, 5, 3))).shape
+    >>> tuple(InputRnn(cell='gru', size=8)(keras.ops.ones((2, 5, 3))).shape)
     (2, 8)
     """
 
