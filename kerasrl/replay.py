@@ -3,7 +3,8 @@
 - `ReplayMemory`: a ring buffer of transitions with uniform sampling (with
   replacement, as Tensorforce's `replay` memory) driven by the agent's NumPy
   generator, so that a seeded agent samples the same minibatches on every
-  backend.
+  backend; or the newest transitions (`latest`, Tensorforce's `recent`
+  memory).
 - `NStepWindow`: the last `horizon` steps of every parallel slot, turned into
   n-step transitions as soon as the state `horizon` steps later is known
   (at the next `act` of the slot) or the episode ends.
@@ -102,7 +103,41 @@ class ReplayMemory:
         """
         if self.size == 0:
             raise ArgumentError("Cannot sample from an empty replay memory.")
-        indices = rng.integers(0, self.size, size=(num_batches, batch_size))
+        return self._gather(rng.integers(0, self.size, size=(num_batches, batch_size)))
+
+    def latest(self, batch_size: int, num_batches: int = 1) -> dict:
+        """The newest `batch_size` transitions, oldest first (Tensorforce's `recent` memory).
+
+        Every one of the `num_batches` minibatches is that same batch (the
+        gradient steps of one update all see it). With fewer transitions
+        stored, the stored ones repeat in order to fill `batch_size`, so the
+        shapes of the compiled update stay fixed.
+
+        Args:
+            batch_size: Transitions per minibatch.
+            num_batches: Number of (identical) minibatches.
+
+        Returns:
+            `{name: array (num_batches, batch_size, *shape)}`, as `sample`.
+
+        Raises:
+            ArgumentError: the memory is empty.
+
+        Example:
+
+        >>> memory = ReplayMemory({'reward': ((), np.float32)}, capacity=4)
+        >>> memory.add({'reward': np.arange(6, dtype=np.float32)})
+        >>> memory.latest(3)['reward'].tolist()
+        [[3.0, 4.0, 5.0]]
+        """
+        if self.size == 0:
+            raise ArgumentError("Cannot take transitions from an empty memory.")
+        count = min(batch_size, self.size)
+        newest = (self.index - count + np.arange(count)) % self.capacity
+        indices = newest[np.arange(batch_size) % count]
+        return self._gather(np.broadcast_to(indices, (num_batches, batch_size)))
+
+    def _gather(self, indices: np.ndarray) -> dict:
         batch = {}
         for name, array in self.data.items():
             values = array[indices]

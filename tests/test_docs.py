@@ -30,6 +30,7 @@ PAGES_WITH_CODE = (
     "index.md",
     "getting-started.md",
     "agents.md",
+    "generic-agent.md",
     "specs.md",
     "networks.md",
     "masking.md",

@@ -53,9 +53,8 @@ AGENTS: dict[str, str] = {
     "td3": "kerasrl.agents.td3.TD3",
     "sac": "kerasrl.agents.sac.SAC",
 }
-PLANNED_AGENTS = (
-    "tensorforce", "default",
-)
+#: Keys of the generic agent (`kerasrl.agents.generic`), composed from parts.
+GENERIC_AGENTS = ("tensorforce", "default")
 
 CONFIG_KEYS = {
     "name": "agent",
@@ -319,15 +318,17 @@ class Agent:
         return {**CONFIG_KEYS, **config}
 
     @classmethod
-    def create(cls, agent: Any = "ppo", environment: Any = None, *,
+    def create(cls, agent: Any = "tensorforce", environment: Any = None, *,
                safe_mode: bool | None = None, custom_objects: Mapping[str, Any] | None = None,
                **kwargs: Any) -> Agent:
         """Creates an agent from a spec, Tensorforce style.
 
         Args:
-            agent: A registry key (`'ppo'`, `'random'`, ...), a dict with an
-                `agent` (or `type`) key and arguments, a JSON file path, an
-                `Agent` subclass or instance, or an import path.
+            agent: A registry key (`'ppo'`, `'random'`, ...; the default
+                `'tensorforce'` is the generic agent composed from parts, see
+                `kerasrl.agents.generic`), a dict with an `agent` (or `type`)
+                key and arguments (without one: the generic agent), a JSON
+                file path, an `Agent` subclass or instance, or an import path.
             environment: An environment (or environment spec) from which
                 `states`, `actions` and `max_episode_timesteps` are taken
                 unless given explicitly.
@@ -400,7 +401,7 @@ class Agent:
         if isinstance(agent, Mapping):
             spec = dict(agent)
             spec.update(kwargs)
-            type_ = spec.pop("agent", None) or spec.pop("type", None) or "ppo"
+            type_ = spec.pop("agent", None) or spec.pop("type", None) or "tensorforce"
             return cls._create(type_, environment, **spec)
         if isinstance(agent, str):
             if registry.is_json_path(agent):
@@ -409,16 +410,14 @@ class Agent:
             key = agent.lower()
             if key in AGENTS:
                 return cls._create(_agent_class(key), environment, **kwargs)
-            if key in PLANNED_AGENTS:
-                raise UnknownTypeError(
-                    f"Agent type '{agent}' is not available in this version of kerasrl yet; "
-                    f"available: {sorted(AGENTS)}."
-                )
+            if key in GENERIC_AGENTS:
+                return cls._create_generic(environment, **kwargs)
             obj = registry.import_object(agent, Agent, "agent")
             if obj is not None:
                 return cls._create(obj, environment, **kwargs)
             raise UnknownTypeError.invalid(
-                "agent", f"one of {sorted(AGENTS)}, a JSON file, or an Agent class", agent
+                "agent", f"one of {sorted([*AGENTS, *GENERIC_AGENTS])}, a JSON file, or an "
+                "Agent class", agent
             )
         if callable(agent):
             # A plain policy `fn(states) -> actions` (Tensorforce's recorded
@@ -453,6 +452,21 @@ class Agent:
                     "or pass environment=... to take it from the environment."
                 )
         return kwargs
+
+    @classmethod
+    def _create_generic(cls, environment: Any, **kwargs: Any) -> Agent:
+        """The generic agent: its parts are checked and built on the agent that
+        implements their composition (`kerasrl.agents.generic.lower`); its
+        `spec` is the normalized generic spec, so it saves and loads as one."""
+        from kerasrl.agents import generic
+
+        kwargs = cls._environment_arguments(environment, kwargs, "tensorforce")
+        key, arguments, spec = generic.lower(**kwargs)
+        agent = cls._create(_agent_class(key), None, **arguments)
+        spec.update(states=agent.states_spec.get_config(),
+                    actions=agent.actions_spec.get_config())
+        agent.spec = spec
+        return agent
 
     def get_config(self) -> dict:
         """The agent spec as a JSON-compatible dict (`Agent.create(**config)` recreates it)."""

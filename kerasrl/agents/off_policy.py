@@ -12,9 +12,10 @@ arguments):
    (true terminals without bootstrap, aborted episodes bootstrapped from
    their last state). Then, when the update schedule fires, updates run.
 3. An update samples `multi_step` minibatches of `batch_size` transitions
-   with the agent's NumPy generator (plus any noise the algorithm needs,
-   also drawn on the host, so a seeded update is identical on every
-   backend), sends them to the device at once, and runs all the gradient
+   with the agent's NumPy generator (a `recent` memory instead gives each
+   of them the newest `batch_size` transitions), plus any noise the
+   algorithm needs, also drawn on the host (so a seeded update is
+   identical on every backend), sends them to the device at once, and runs all the gradient
    steps, with the target-network updates, in one compiled call.
 
 Update schedule (Tensorforce's `update=dict(unit='timesteps', batch_size,
@@ -70,7 +71,7 @@ def l2_penalty(variables) -> Any:
 
 
 def parse_memory(memory: Any, agent: str) -> int:
-    """The replay capacity from `memory` (an int, or `dict(type='replay', capacity=N)`)."""
+    """The capacity from `memory` (an int, or `dict(type='replay'|'recent', capacity=N)`)."""
     if memory is None:
         raise ArgumentError(
             f"Missing argument 'memory' of agent '{agent}': expected the replay capacity "
@@ -83,9 +84,9 @@ def parse_memory(memory: Any, agent: str) -> int:
             raise ArgumentError.invalid(
                 f"memory key(s) {sorted(unknown)}", "keys among type, capacity", memory
             )
-        if memory.get("type", "replay") != "replay":
+        if memory.get("type", "replay") not in ("replay", "recent"):
             raise ArgumentError.invalid(
-                "memory['type']", f"'replay' for the off-policy agent '{agent}'",
+                "memory['type']", f"'replay' or 'recent' for the off-policy agent '{agent}'",
                 memory.get("type"),
             )
         capacity = memory.get("capacity")
@@ -145,7 +146,10 @@ class OffPolicyAgent(Agent):
         states, actions, max_episode_timesteps, parallel_interactions, config:
             See `Agent`.
         memory: Replay capacity in transitions (int or `dict(type='replay',
-            capacity=N)`).
+            capacity=N)`); `dict(type='recent', capacity=N)` updates on the
+            newest `batch_size` transitions instead of uniform samples
+            (Tensorforce's recent memory; every gradient step of an update
+            sees that batch).
         batch_size: Transitions per minibatch.
         update_frequency: Update every this many timesteps (int), or this
             share of `batch_size` (float in (0, 1]), or `'never'`.
@@ -199,6 +203,7 @@ class OffPolicyAgent(Agent):
         name = self.agent_type
         self._check_actions()
         capacity = parse_memory(memory, name)
+        self._recent = isinstance(memory, Mapping) and memory.get("type") == "recent"
         if update is None and batch_size is None:
             raise ArgumentError(
                 f"Missing argument 'batch_size' of agent '{name}' (transitions per "
@@ -219,7 +224,7 @@ class OffPolicyAgent(Agent):
             start_updating = check_int(start_updating, "start_updating", minimum=0, where=where,
                                        allow_none=True)
             spec["start"] = spec["batch_size"] if start_updating is None else start_updating
-        elif not (isinstance(update, Mapping) and "start" in update):
+        elif not (isinstance(update, Mapping) and update.get("start") is not None):
             spec["start"] = spec["batch_size"]
         if spec["batch_size"] > capacity:
             raise ArgumentError.invalid(
@@ -506,7 +511,10 @@ class OffPolicyAgent(Agent):
         return due
 
     def _run_update(self) -> None:
-        batch = self.memory.sample(self._rng, self.batch_size, self.multi_step)
+        if self._recent:
+            batch = self.memory.latest(self.batch_size, self.multi_step)
+        else:
+            batch = self.memory.sample(self._rng, self.batch_size, self.multi_step)
         batch.update(self._update_noise(self.multi_step, self.batch_size))
         counters = self._counters()
         for name, spec in self._optimizer_specs().items():

@@ -168,15 +168,12 @@ class TestCreate:
         for key in ("ppo", "random", "constant"):
             assert key in message
 
-    def test_planned_type(self):
-        from kerasrl.agents.agent import PLANNED_AGENTS
-
-        planned = PLANNED_AGENTS[0] if PLANNED_AGENTS else None
-        if planned is None:
-            return  # every Tensorforce agent type is available
-        with pytest.raises(UnknownTypeError, match="not available") as info:
-            Agent.create(agent=planned, states=STATES, actions=ACTIONS, batch_size=2)
-        assert planned in str(info.value)
+    @pytest.mark.parametrize("key", ["tensorforce", "default", "Tensorforce", None])
+    def test_generic_keys_need_their_parts(self, key):
+        """'tensorforce'/'default' (and a dict without agent) are the generic agent."""
+        spec = {} if key is None else {"agent": key}
+        with pytest.raises(ArgumentError, match="Missing required argument.*'update'"):
+            Agent.create(spec, states=STATES, actions=ACTIONS, batch_size=2)
 
     @pytest.mark.parametrize("agent, kwargs", [
         ("ppo", dict(batch_size=2)), ("random", {}), ("constant", {}),

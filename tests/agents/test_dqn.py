@@ -100,7 +100,7 @@ def test_default_exploration_decays():
 @pytest.mark.parametrize("kwargs, argument", [
     (dict(actions=dict(type="float", shape=())), "actions"),
     (dict(memory=None), "memory"),
-    (dict(memory=dict(type="recent", capacity=10)), "memory"),
+    (dict(memory=dict(type="prioritized", capacity=10)), "memory"),
     (dict(memory=0), "memory"),
     (dict(batch_size=200), "batch_size"),
     (dict(batch_size=None), "batch_size"),
