@@ -11,7 +11,8 @@ without an `agent` key) is one agent whose behaviour is given by its parts:
   or an int (timesteps);
 - `optimizer`: a Keras optimizer with Tensorforce's wrapper options
   (`dict(optimizer='adam', learning_rate, multi_step, subsampling_fraction,
-  ...)`), or `dict(optimizer='natural_gradient', learning_rate, ...)`;
+  ...)`, also written as nested `multi_step`/`subsampling_step` wrappers),
+  or `dict(optimizer='natural_gradient', learning_rate, ...)`;
 - `objective`: what the policy's gradient step minimizes (`Objective`);
 - `reward_estimation`: how returns and advantages are formed
   (`RewardEstimation`);
@@ -48,7 +49,7 @@ update programs. This step composes the parts that the named agents use:
 | `deterministic_policy_gradient` | replay | Keras | `DDPG` |
 
 Any other combination (the `state_value` objective as the policy's, `plus`,
-`estimate_advantage='early'|'late'`, `linesearch_step`, `evolutionary`, ...)
+`linesearch_step`, `evolutionary`, ...)
 raises an `ArgumentError` that names the part; these are the next steps of
 the generic agent (see `docs/generic-agent.md`).
 
@@ -395,6 +396,70 @@ def _optimizer(spec: Any, argument: str) -> dict:
     return dict(spec)
 
 
+#: Tensorforce's step wrappers that kerasrl's update loop runs, with their argument and the
+#: wrapper-form key it becomes, outermost first.
+STEP_WRAPPERS = {"multi_step": ("num_steps", "multi_step"),
+                 "subsampling_step": ("fraction", "subsampling_fraction")}
+
+
+def flatten_step_wrappers(spec: Mapping, argument: str) -> dict:
+    """Nested `multi_step`/`subsampling_step` wrappers as one wrapper-form dict.
+
+    `multi_step(optimizer, num_steps=n)` repeats the inner step `n` times on
+    the same batch; `subsampling_step(optimizer, fraction=f)` makes the inner
+    step on a random share `f` of the batch's rows (an int: that many rows).
+    kerasrl's update loop runs `multi_step` gradient steps, each on a fresh
+    subsample, i.e. `multi_step(subsampling_step(keras optimizer))`, the
+    nesting of Tensorforce's wrapper form
+    `dict(optimizer='adam', multi_step=n, subsampling_fraction=f)`; each
+    wrapper may also come alone.
+
+    Args:
+        spec: An optimizer dict.
+        argument: Its argument name, for errors.
+
+    Returns:
+        `spec` itself if it is no step wrapper, else the inner Keras optimizer
+        dict with `multi_step` and `subsampling_fraction` set.
+
+    Raises:
+        ArgumentError: unknown or missing wrapper keys; a nesting the loop does
+            not run (subsampling outside multi_step, a wrapper twice, a wrapper
+            over a meta optimizer or over the wrapper form).
+
+    Example:
+
+    >>> flatten_step_wrappers(dict(type='multi_step', num_steps=5, optimizer=dict(
+    ...     type='subsampling_step', fraction=0.5, optimizer=dict(
+    ...         type='adam', learning_rate=1e-3))), 'optimizer')
+    {'type': 'adam', 'learning_rate': 0.001, 'multi_step': 5, 'subsampling_fraction': 0.5}
+    """
+    flat, seen, inner = {}, [], dict(spec)
+    while inner.get("type") in STEP_WRAPPERS:
+        type_ = inner["type"]
+        key, flat_key = STEP_WRAPPERS[type_]
+        unknown = sorted(set(inner) - {"type", "optimizer", key})
+        if unknown:
+            raise ArgumentError.invalid(f"{argument} key(s) {unknown}", f"keys among type, "
+                                        f"optimizer, {key} for {type_}", spec,
+                                        where=_WHERE)
+        if key not in inner or "optimizer" not in inner:
+            raise ArgumentError(f"Missing argument '{key}' or 'optimizer' of the {type_} "
+                                f"optimizer in {argument} of {_WHERE}: received {spec!r}.")
+        if type_ in seen or (type_ == "multi_step" and "subsampling_step" in seen):
+            raise _later(argument, dict(spec), " (multi_step over subsampling_step, each "
+                         "at most once, is composed)")
+        seen.append(type_)
+        flat[flat_key] = inner[key]
+        inner = _optimizer(inner["optimizer"], argument)
+    if not seen:
+        return dict(spec)
+    if optimizer_type(inner) in META_OPTIMIZERS or set(flat) & set(inner):
+        raise _later(argument, dict(spec), " (multi_step/subsampling_step over a Keras "
+                     "optimizer is composed)")
+    return {**inner, **flat}
+
+
 def optimizer_type(spec: Mapping) -> str:
     """The type of an optimizer dict: its `type`, else (wrapper form) its `optimizer` key.
 
@@ -442,7 +507,7 @@ def parse(**arguments: Any) -> Composition:
     has_baseline = values["baseline"] is not None or baseline_objective is not None
     estimation = parse_reward_estimation(values["reward_estimation"], has_baseline)
     memory = _memory(values["memory"])
-    optimizer = _optimizer(values["optimizer"], "optimizer")
+    optimizer = flatten_step_wrappers(_optimizer(values["optimizer"], "optimizer"), "optimizer")
     spec = {"agent": "tensorforce"}
     spec.update({key: values[key] for key in ("states", "actions", *REQUIRED, *DEFAULTS)})
     spec["objective"] = objective.get_config()
@@ -450,6 +515,9 @@ def parse(**arguments: Any) -> Composition:
         spec["baseline_objective"] = baseline_objective.get_config()
     spec["reward_estimation"] = estimation.get_config()
     spec["memory"] = {"type": memory[0], "capacity": memory[1]}
+    if isinstance(values["baseline_optimizer"], Mapping):
+        values["baseline_optimizer"] = flatten_step_wrappers(values["baseline_optimizer"],
+                                                             "baseline_optimizer")
     return Composition(objective, baseline_objective, estimation, memory, optimizer,
                        values, spec)
 
@@ -499,9 +567,6 @@ def _lower_policy_gradient(parts: Composition) -> tuple[str, dict]:
         raise _later("memory", {"type": parts.memory[0]}, " with a policy_gradient objective")
     if not objective.early_reduce:
         raise _later("objective['early_reduce']", False)
-    if estimation.estimate_advantage not in (False, True):
-        raise _later("reward_estimation['estimate_advantage']", estimation.estimate_advantage,
-                     " (True or False are composed)")
     if estimation.predict_action_values:
         raise _later("reward_estimation['predict_action_values']", True,
                      " with a policy_gradient objective")
@@ -586,6 +651,10 @@ def _lower_policy_gradient(parts: Composition) -> tuple[str, dict]:
     if baseline is None:
         raise _later("baseline", None, " with an int horizon (an n-step return needs a "
                      "baseline to bootstrap)")
+    if estimation.estimate_advantage == "early" and not isinstance(
+            values["baseline_optimizer"], (type(None), int, float)):
+        raise _later("reward_estimation['estimate_advantage']", "early",
+                     " with an int horizon and a separate baseline optimizer")
     arguments["horizon"] = estimation.horizon
     arguments["critic"] = arguments.pop("baseline")
     arguments["critic_optimizer"] = 1.0 if values["baseline_optimizer"] is None else (

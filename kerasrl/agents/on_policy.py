@@ -198,8 +198,10 @@ class OnPolicyAgent(Agent):
         horizon: None (returns to the end of the episode or rollout, or GAE)
             or n for n-step bootstrapped returns (needs a baseline).
         estimate_advantage: With a baseline, train the policy on
-            `return - V(s)` (True) or on the return itself (False, Tensorforce's
-            `ac`).
+            `return - V(s)` or on the return itself (False, Tensorforce's
+            `ac`). `V(s)` is predicted after the baseline's own optimizer step
+            (True or `'late'`) or before it (`'early'`); without a separate
+            baseline optimizer the two are the same.
     """
 
     #: Names of the metrics returned by `policy_objective`.
@@ -235,7 +237,7 @@ class OnPolicyAgent(Agent):
         reward_processing: Any = None,
         return_processing: Any = None,
         horizon: Any = None,
-        estimate_advantage: bool = True,
+        estimate_advantage: bool | str = True,
         parallel_interactions: int = 1,
         config: Any = None,
         **kwargs: Any,
@@ -274,7 +276,11 @@ class OnPolicyAgent(Agent):
                                                    low=0.0, where=where)
         self.predict_terminal_values = bool(predict_terminal_values)
         self.horizon = check_int(horizon, "horizon", minimum=1, where=where, allow_none=True)
-        self.estimate_advantage = bool(estimate_advantage)
+        if estimate_advantage not in (False, True, "early", "late"):
+            raise ArgumentError.invalid("estimate_advantage", "False, True, 'early' or 'late'",
+                                        estimate_advantage, where=where)
+        self.estimate_advantage = estimate_advantage is not False
+        self.early_advantage = estimate_advantage == "early"
         if advantage_processing is None:
             self.normalize_advantages = False
         else:
@@ -671,10 +677,14 @@ class OnPolicyAgent(Agent):
         """The baseline's own optimizer step, then the advantage the policy step uses.
 
         Returns:
-            `(batch, metrics)`: the batch with its final `advantage` (late and
-            normalized where configured) and the baseline step's metrics.
+            `(batch, metrics)`: the batch with its final `advantage` (early or
+            late, normalized where configured) and the baseline step's metrics.
         """
         metrics = {}
+        predicted = self.has_baseline and self.gae_decay == 0.0 and self.estimate_advantage
+        if predicted and self.early_advantage:
+            # Tensorforce's 'early' advantage: the value before the baseline's step.
+            batch = self._advantage_from_baseline(batch)
         if self.baseline_optimizer_spec is not None:
             metrics.update(self._optimize(
                 self.value_objective, self.baseline_optimizer_spec,
@@ -682,18 +692,22 @@ class OnPolicyAgent(Agent):
                 hyper["baseline_rows"], ("value_loss", "baseline_gradient_norm"),
                 norm_name="baseline_gradient_norm", update_norm_name="baseline_update_norm",
             ))
-        if self.has_baseline and self.gae_decay == 0.0 and self.estimate_advantage:
-            # Tensorforce's "late" advantage: return minus the value predicted
-            # now (after the baseline step), not the value recorded when acting.
-            value = ops.stop_gradient(kbackend.call_model(
-                self.baseline_model, self._batch_states(batch)))
-            batch = {**batch, "advantage": batch["return"] - value}
+        if predicted and not self.early_advantage:
+            # Tensorforce's 'late' advantage (also True): the value after the
+            # baseline's step, not the value recorded when acting.
+            batch = self._advantage_from_baseline(batch)
         if self.normalize_advantages:
             advantage = batch["advantage"]
             mean = _weighted_mean(advantage, valid)
             std = ops.sqrt(_weighted_mean(ops.square(advantage - mean), valid))
             batch = {**batch, "advantage": (advantage - mean) / (std + 1e-8)}
         return batch, metrics
+
+    def _advantage_from_baseline(self, batch):
+        """The batch with `advantage = return - V(s)`, `V` the baseline as it is now."""
+        value = ops.stop_gradient(kbackend.call_model(
+            self.baseline_model, self._batch_states(batch)))
+        return {**batch, "advantage": batch["return"] - value}
 
     def _update_program(self, batch, valid, hyper):
         # The reference log-probabilities of the importance ratio come from the

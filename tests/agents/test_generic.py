@@ -298,8 +298,11 @@ def test_generic_arguments_are_checked(change, error, words):
     (dict(objective="value", memory=dict(type="recent")), "objective"),
     (dict(objective=dict(type="plus", objective1="policy_gradient", objective2="value")),
      "objective"),
-    (dict(reward_estimation=dict(horizon="episode", estimate_advantage="late"),
-          baseline=SMALL), "reward_estimation['estimate_advantage']"),
+    (dict(reward_estimation=dict(horizon=3, estimate_advantage="early",
+                                 predict_horizon_values="early"),
+          update=dict(unit="timesteps", batch_size=8), baseline=SMALL,
+          objective="policy_gradient", baseline_optimizer=dict(type="adam", learning_rate=1e-3)),
+     "reward_estimation['estimate_advantage']"),
     (dict(optimizer=dict(type="evolutionary", learning_rate=1e-2)), "optimizer"),
     (dict(optimizer=dict(type="linesearch_step", optimizer="adam", max_iterations=5)),
      "optimizer"),
@@ -416,3 +419,100 @@ def test_action_value_with_a_recent_memory_minimizes_the_td_loss():
     assert len(calls) == 7
     for _, expected, metrics in calls:
         assert metrics["loss"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+# ---------------------------------------------------------------------- step wrappers
+def _adam(**options):
+    return dict(type="adam", learning_rate=3e-3, **options)
+
+
+def test_nested_step_wrappers_make_the_updates_of_the_wrapper_form():
+    nested = dict(
+        GENERIC_PPO, baseline=SMALL, reward_estimation=dict(
+            horizon="episode", discount=0.99, estimate_advantage=True),
+        optimizer=dict(type="multi_step", num_steps=3, optimizer=dict(
+            type="subsampling_step", fraction=0.5, optimizer=_adam())),
+        baseline_optimizer=dict(type="multi_step", num_steps=2, optimizer=_adam()))
+    flat = dict(nested, optimizer=_adam(multi_step=3, subsampling_fraction=0.5),
+                baseline_optimizer=_adam(multi_step=2))
+    agents = [Agent.create(agent="tensorforce", **spec) for spec in (nested, flat)]
+    assert agents[0].spec["optimizer"] == nested["optimizer"]  # the spec as written
+    assert agents[0].optimizer_spec.multi_step == 3
+    assert agents[0].optimizer_spec.subsampling_fraction == 0.5
+    assert agents[0].baseline_optimizer_spec.multi_step == 2
+    initial = _weights(agents[0])
+    updates = [_interact(agent) for agent in agents]
+    assert updates[0] == updates[1] > 0
+    for a, b in zip(_weights(agents[0]), _weights(agents[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, b) for a, b in zip(initial, _weights(agents[0])))
+
+
+def test_step_wrapper_over_a_replay_update_sets_the_gradient_steps():
+    agent = Agent.create(dict(RECENT_DQN, optimizer=dict(type="multi_step", num_steps=2,
+                                                         optimizer=_adam())))
+    assert agent.multi_step == 2
+    calls = _capture_updates(agent)
+    _interact(agent, steps=10)
+    assert calls and all(batch["reward"].shape == (2, 4) for batch, _, _ in calls)
+
+
+@pytest.mark.parametrize(("optimizer", "error", "words"), [
+    (dict(type="subsampling_step", fraction=0.5, optimizer=dict(
+        type="multi_step", num_steps=3, optimizer=_adam())), ArgumentError,
+     re.escape("does not compose optimizer=")),
+    (dict(type="multi_step", num_steps=2, optimizer=dict(
+        type="multi_step", num_steps=2, optimizer=_adam())), ArgumentError,
+     re.escape("does not compose optimizer=")),
+    (dict(type="multi_step", num_steps=2, optimizer=dict(type="natural_gradient",
+                                                         learning_rate=1e-2)),
+     ArgumentError, re.escape("does not compose optimizer=")),
+    (dict(type="multi_step", num_steps=2, optimizer=_adam(multi_step=3)), ArgumentError,
+     re.escape("does not compose optimizer=")),
+    (dict(type="multi_step", optimizer=_adam()), ArgumentError, "num_steps"),
+    (dict(type="multi_step", num_steps=2, steps=3, optimizer=_adam()), ArgumentError,
+     r"optimizer key\(s\) \['steps'\]"),
+    (dict(type="multi_step", num_steps=0, optimizer=_adam()), ArgumentError,
+     r"multi_step.*0"),
+    (dict(type="subsampling_step", fraction=1.5, optimizer=_adam()), ArgumentError,
+     r"subsampling_fraction.*1.5"),
+])
+def test_step_wrappers_are_checked(optimizer, error, words):
+    with pytest.raises(error, match=words):
+        Agent.create(agent="tensorforce", **dict(GENERIC_PPO, optimizer=optimizer))
+
+
+# ---------------------------------------------------------------------- estimate_advantage
+def _model_weights(agent: Agent, name: str) -> list[np.ndarray]:
+    return [np.asarray(w) for w in agent._models()[name].get_weights()]
+
+
+def test_early_advantage_uses_the_baseline_before_its_step():
+    """'early': A = R - V_before(s); 'late' (True): A = R - V_after(s), V after
+    the baseline optimizer's step. After one update, the policy of an 'early'
+    agent equals that of a 'late' agent whose baseline step changes nothing,
+    and differs from a 'late' agent with the same baseline step."""
+    def create(advantage, learning_rate):
+        return Agent.create(agent="tensorforce", **dict(
+            GENERIC_PPO, baseline=SMALL,
+            reward_estimation=dict(horizon="episode", discount=0.99,
+                                   estimate_advantage=advantage),
+            baseline_optimizer=dict(type="sgd", learning_rate=learning_rate)))
+
+    early, frozen, late = create("early", 0.5), create("late", 1e-30), create(True, 0.5)
+    for agent in (early, frozen, late):
+        assert _interact(agent, steps=24) == 1
+    for a, b in zip(_model_weights(early, "policy"), _model_weights(frozen, "policy")):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(_model_weights(early, "baseline"), _model_weights(late, "baseline")):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(
+        _model_weights(early, "policy"), _model_weights(late, "policy")))
+    assert any(not np.allclose(a, b) for a, b in zip(
+        _model_weights(early, "baseline"), _model_weights(frozen, "baseline")))
+
+
+def test_estimate_advantage_values_are_checked():
+    with pytest.raises(ArgumentError, match=r"estimate_advantage.*'early'.*'sometimes'"):
+        Agent.create(agent="vpg", states=STATES, actions=INT_ACTION, max_episode_timesteps=12,
+                     batch_size=2, estimate_advantage="sometimes")
