@@ -561,6 +561,15 @@ def _implementation_arguments(parts: Composition) -> dict:
     }
 
 
+def _horizon_arguments(estimation: RewardEstimation) -> dict:
+    """An int horizon and when its bootstrap values are predicted ('early'/'late')."""
+    if estimation.predict_horizon_values is False:
+        raise _later("reward_estimation['predict_horizon_values']", False,
+                     " with an int horizon (n-step returns without a bootstrap)")
+    return {"horizon": estimation.horizon,
+            "predict_horizon_values": estimation.predict_horizon_values}
+
+
 def _lower_policy_gradient(parts: Composition) -> tuple[str, dict]:
     objective, estimation, values = parts.objective, parts.reward_estimation, parts.arguments
     if parts.memory[0] != "recent":
@@ -573,7 +582,9 @@ def _lower_policy_gradient(parts: Composition) -> tuple[str, dict]:
     if estimation.trace_decay != 1.0:
         raise _later("reward_estimation['trace_decay']", estimation.trace_decay)
     baseline = values["baseline"]
-    if isinstance(baseline, Mapping) and baseline.get("type") == "parametrized_state_value":
+    if isinstance(baseline, Mapping) and (baseline.get("type") == "parametrized_state_value" or (
+            "type" not in baseline and "network" in baseline)):
+        # a policy dict without type is the composition's: here a state-value baseline
         baseline = baseline.get("network", "auto")
     elif isinstance(baseline, Mapping) and baseline.get("type") in (
             "parametrized_distributions", "parametrized_action_value",
@@ -588,10 +599,6 @@ def _lower_policy_gradient(parts: Composition) -> tuple[str, dict]:
                 "state") or parts.baseline_objective.huber_loss is not None:
             raise _later("baseline_objective", parts.baseline_objective.get_config(),
                          " (state_value without huber_loss is composed)")
-    if baseline is not None and estimation.horizon != "episode" and (
-            estimation.predict_horizon_values == "late"):
-        raise _later("reward_estimation['predict_horizon_values']", "late",
-                     " with an int horizon (use 'early')")
     network, extra = _policy_network(values["policy"], "parametrized_distributions")
     arguments = {
         **_implementation_arguments(parts), "policy": network,
@@ -635,7 +642,7 @@ def _lower_policy_gradient(parts: Composition) -> tuple[str, dict]:
                          gae_decay=estimation.gae_decay,
                          estimate_advantage=estimation.estimate_advantage)
         if estimation.horizon != "episode":
-            arguments["horizon"] = estimation.horizon
+            arguments.update(_horizon_arguments(estimation))
         return "ppo", arguments
     if objective.clipping_value is not None:
         raise _later("objective", objective.get_config(),
@@ -655,7 +662,7 @@ def _lower_policy_gradient(parts: Composition) -> tuple[str, dict]:
             values["baseline_optimizer"], (type(None), int, float)):
         raise _later("reward_estimation['estimate_advantage']", "early",
                      " with an int horizon and a separate baseline optimizer")
-    arguments["horizon"] = estimation.horizon
+    arguments.update(_horizon_arguments(estimation))
     arguments["critic"] = arguments.pop("baseline")
     arguments["critic_optimizer"] = 1.0 if values["baseline_optimizer"] is None else (
         values["baseline_optimizer"])

@@ -117,7 +117,23 @@ def parse_update(
     return {"unit": update["unit"], "batch_size": size, "frequency": frequency, "start": start}
 
 
-def clipping(spec: Any, argument: str):
+class Clipping:
+    """`clip(x, lower, upper)` (a None bound: unbounded), on the host or in a compiled program."""
+
+    def __init__(self, lower: float | None, upper: float | None):
+        self.lower, self.upper = lower, upper
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, self.lower, self.upper)
+
+    def ops(self, x):
+        """The same clipping with `keras.ops`, for a tensor."""
+        lower = -np.inf if self.lower is None else self.lower
+        upper = np.inf if self.upper is None else self.upper
+        return ops.clip(x, lower, upper)
+
+
+def clipping(spec: Any, argument: str) -> Clipping | None:
     """Reward/return processing: None or `dict(type='clipping', lower, upper)`.
 
     Args:
@@ -126,7 +142,7 @@ def clipping(spec: Any, argument: str):
         argument: Argument name for error messages.
 
     Returns:
-        None, or a function that clips an array.
+        None, or the `Clipping`.
 
     Raises:
         ArgumentError: for another spec, a NaN or non-number bound, or
@@ -141,7 +157,7 @@ def clipping(spec: Any, argument: str):
                             high=np.inf, allow_none=True)
         if lower is not None and upper is not None and not lower < upper:
             raise ArgumentError.invalid(f"{argument}['upper']", f"> lower={lower:g}", upper)
-        return lambda x: np.clip(x, lower, upper)
+        return Clipping(lower, upper)
     raise ArgumentError.invalid(
         argument, "None or dict(type='clipping', lower=..., upper=...)", spec
     )
@@ -202,6 +218,11 @@ class OnPolicyAgent(Agent):
             `ac`). `V(s)` is predicted after the baseline's own optimizer step
             (True or `'late'`) or before it (`'early'`); without a separate
             baseline optimizer the two are the same.
+        predict_horizon_values: With an int `horizon`, when the bootstrap
+            `V(s_{t+n})` of the n-step return is predicted: when the
+            experience is stored (`'early'`) or at each update, by the
+            baseline as it is then (`'late'`, Tensorforce's default for an int
+            horizon).
     """
 
     #: Names of the metrics returned by `policy_objective`.
@@ -238,6 +259,7 @@ class OnPolicyAgent(Agent):
         return_processing: Any = None,
         horizon: Any = None,
         estimate_advantage: bool | str = True,
+        predict_horizon_values: str = "early",
         parallel_interactions: int = 1,
         config: Any = None,
         **kwargs: Any,
@@ -281,6 +303,13 @@ class OnPolicyAgent(Agent):
                                         estimate_advantage, where=where)
         self.estimate_advantage = estimate_advantage is not False
         self.early_advantage = estimate_advantage == "early"
+        if predict_horizon_values not in ("early", "late"):
+            raise ArgumentError.invalid("predict_horizon_values", "'early' or 'late'",
+                                        predict_horizon_values, where=where)
+        if predict_horizon_values == "late" and self.horizon is None:
+            raise ArgumentError.invalid("predict_horizon_values", "'early' without an int "
+                                        "horizon", predict_horizon_values, where=where)
+        self.late_horizon_values = predict_horizon_values == "late"
         if advantage_processing is None:
             self.normalize_advantages = False
         else:
@@ -681,6 +710,8 @@ class OnPolicyAgent(Agent):
             late, normalized where configured) and the baseline step's metrics.
         """
         metrics = {}
+        if self.late_horizon_values:
+            batch = self._late_returns(batch)
         predicted = self.has_baseline and self.gae_decay == 0.0 and self.estimate_advantage
         if predicted and self.early_advantage:
             # Tensorforce's 'early' advantage: the value before the baseline's step.
@@ -702,6 +733,22 @@ class OnPolicyAgent(Agent):
             std = ops.sqrt(_weighted_mean(ops.square(advantage - mean), valid))
             batch = {**batch, "advantage": (advantage - mean) / (std + 1e-8)}
         return batch, metrics
+
+    def _late_returns(self, batch):
+        """Tensorforce's 'late' horizon values: `R_t = G_t + D_t V(s_{t+m})`.
+
+        `G_t` (`horizon_return`), `D_t` (`horizon_discount`) and `s_{t+m}`
+        (`horizon_states`) were stored with the segment (`_horizon_fields`);
+        `V` is the baseline at the start of this update. Return processing
+        follows; without an estimated advantage the policy trains on `R_t`.
+        """
+        states = {n: batch[f"horizon_states/{n}"] for n in self.states_spec}
+        value = ops.stop_gradient(kbackend.call_model(self.baseline_model, states))
+        returns = batch["horizon_return"] + batch["horizon_discount"] * value
+        if self._return_processing is not None:
+            returns = self._return_processing.ops(returns)
+        advantage = returns - batch["value"] if self.estimate_advantage else returns
+        return {**batch, "return": returns, "advantage": advantage}
 
     def _advantage_from_baseline(self, batch):
         """The batch with `advantage = return - V(s)`, `V` the baseline as it is now."""
@@ -767,7 +814,7 @@ class OnPolicyAgent(Agent):
         if independent:
             return actions
         if self._pending_slots is not None:
-            self._cut_pending(slots, outputs["value"])
+            self._cut_pending(slots, outputs["value"], states)
         record = {f"states/{k}": v for k, v in states.items()}
         record.update({f"masks/{k}": masks[k] for k in self._mask_names})
         record.update({f"actions/{k}": v for k, v in actions.items()})
@@ -777,14 +824,28 @@ class OnPolicyAgent(Agent):
         return actions
 
     # ------------------------------------------------------------------ observing
-    def _finish_segment(self, slot: int, bootstrap: float, episode_end: bool) -> None:
+    def _finish_segment(self, slot: int, bootstrap: float | None, episode_end: bool,
+                        next_states: dict | None = None) -> None:
         segment = self._buffer.segment(slot)
         self._buffer.clear(slot)
-        self._add_segment(segment, bootstrap, episode_end)
+        self._add_segment(segment, bootstrap, episode_end, next_states)
 
-    def _add_segment(self, segment: dict, bootstrap: float, episode_end: bool) -> None:
-        """Computes advantages and returns of a segment and stores it in memory."""
+    def _add_segment(self, segment: dict, bootstrap: float | None, episode_end: bool,
+                     next_states: dict | None = None) -> None:
+        """Computes advantages and returns of a segment and stores it in memory.
+
+        Args:
+            segment: The segment's fields.
+            bootstrap: The value after the segment, or None (a terminal: 0).
+            episode_end: Whether the segment ends its episode.
+            next_states: The states after a cut segment (for 'late' horizon
+                values); None: the bootstrap is the segment's last state.
+        """
         rewards = segment.pop("reward")
+        if self.late_horizon_values:
+            segment.update(self._horizon_fields(segment, rewards, bootstrap is not None,
+                                                next_states))
+        bootstrap = 0.0 if bootstrap is None else bootstrap
         values = segment["value"] if self.has_baseline else np.zeros_like(segment["value"])
         lam = self.gae_decay if (self.has_baseline and self.gae_decay > 0.0) else 1.0
         discount = self.discount.value(self._counters())
@@ -803,6 +864,33 @@ class OnPolicyAgent(Agent):
         segment["return"] = returns
         self.memory.add(segment, episode_end)
 
+    def _horizon_fields(self, segment, rewards, bootstrapped: bool, next_states) -> dict:
+        """What a 'late' n-step return needs at update time (`_late_returns`).
+
+        With `m = min(horizon, T - t)`: the partial return
+        `G_t = Σ_{k<m} γ^k r_{t+k}`, the discount `D_t = γ^m` (0 where `t + m`
+        is the end of a segment that ends in a terminal without bootstrap), and
+        the state `s_{t+m}`: a later state of the segment, or past its end the
+        state the early values bootstrap from (the next state of a cut, else
+        the segment's last state).
+        """
+        discount = self.discount.value(self._counters())
+        length = len(rewards)
+        index = np.arange(length)
+        end = np.minimum(index + self.horizon, length)
+        fields = {"horizon_return": n_step_returns(rewards, np.zeros(length), 0.0, discount,
+                                                   self.horizon)}
+        factor = np.power(discount, end - index)
+        if not bootstrapped:
+            factor = np.where(end == length, 0.0, factor)
+        fields["horizon_discount"] = factor.astype(np.float32)
+        for name in self.states_spec:
+            states = segment[f"states/{name}"]
+            after = states[-1:] if next_states is None else np.asarray(next_states[name])[None]
+            fields[f"horizon_states/{name}"] = np.concatenate([states, after.astype(
+                states.dtype)])[end]
+        return fields
+
     def _observe_batch(self, reward, terminal, slots):
         updates = self._run_due_update()
         if self._reward_processing is not None:
@@ -811,7 +899,7 @@ class OnPolicyAgent(Agent):
         for slot, code in zip(slots[terminal > 0], terminal[terminal > 0]):
             position = self._buffer.position[slot]
             last_value = float(self._buffer.data["value"][slot, position - 1])
-            bootstrap = 0.0
+            bootstrap = None
             if self.has_baseline and (code == 2 or self.predict_terminal_values):
                 bootstrap = last_value
             self._finish_segment(int(slot), bootstrap, episode_end=True)
@@ -851,15 +939,16 @@ class OnPolicyAgent(Agent):
         masks = self._full_masks(parsed.masks, size)
         values = self._act_train(parsed.states, masks,
                                  self._exploration_values(False))["value"]
-        self._cut_pending(slots, values)
+        self._cut_pending(slots, values, parsed.states)
         return self._run_due_update()
 
-    def _cut_pending(self, slots, values) -> None:
-        """Closes the cut segments of `slots` with their next states' `values`."""
-        for slot, value in zip(slots, values):
+    def _cut_pending(self, slots, values, states: dict) -> None:
+        """Closes the cut segments of `slots` with their next `states` and their `values`."""
+        for row, (slot, value) in enumerate(zip(slots, values)):
             slot = int(slot)
             if slot in self._pending_slots:
-                self._finish_segment(slot, float(value), episode_end=False)
+                self._finish_segment(slot, float(value), episode_end=False,
+                                     next_states={n: v[row] for n, v in states.items()})
                 self._pending_slots.discard(slot)
         if not self._pending_slots:
             self._pending_slots = None
@@ -952,7 +1041,7 @@ class OnPolicyAgent(Agent):
             record["reward"] = reward[start:end + 1]
             if self._reward_processing is not None:
                 record["reward"] = self._reward_processing(record["reward"]).astype(np.float32)
-            bootstrap = 0.0
+            bootstrap = None
             if self.has_baseline and (terminal[end] == 2 or self.predict_terminal_values):
                 bootstrap = float(record["value"][-1])
             self._add_segment(record, bootstrap, episode_end=True)
@@ -998,6 +1087,11 @@ class OnPolicyAgent(Agent):
                                         f"a bool array of shape {lengths.shape}", ends, where)
         stored = {name: spec for name, spec in self._buffer.fields.items() if name != "reward"}
         stored.update({"advantage": ((), np.float32), "return": ((), np.float32)})
+        if self.late_horizon_values:
+            stored.update({"horizon_return": ((), np.float32),
+                           "horizon_discount": ((), np.float32)})
+            stored.update({f"horizon_{name}": self._buffer.fields[name]
+                           for name in self._buffer.fields if name.startswith("states/")})
         fields = check_saved_fields(arrays, stored, int(lengths.sum()),
                                     ("segment_lengths", "segment_ends"), where)
         self.memory.clear()

@@ -516,3 +516,75 @@ def test_estimate_advantage_values_are_checked():
     with pytest.raises(ArgumentError, match=r"estimate_advantage.*'early'.*'sometimes'"):
         Agent.create(agent="vpg", states=STATES, actions=INT_ACTION, max_episode_timesteps=12,
                      batch_size=2, estimate_advantage="sometimes")
+
+
+# ---------------------------------------------------------------------- predict_horizon_values
+LATE_A2C = dict(
+    GENERIC_PPO, objective="policy_gradient", baseline=SMALL,
+    update=dict(unit="timesteps", batch_size=8, frequency=4),
+    reward_estimation=dict(horizon=3, discount=0.9, estimate_advantage=True,
+                           predict_horizon_values="late"),
+)
+
+
+def test_late_horizon_values_bootstrap_with_the_baseline_at_update_time():
+    """`R_t = Σ_{k<m} γ^k r_{t+k} + γ^m V(s_{t+m})`, `m = min(3, e - t)` with `e`
+    the end of t's segment (a cut every 4 timesteps, an episode end every 12:
+    no bootstrap there), `V` the baseline when the update starts (half of each
+    batch was valued when acting by the baseline before the previous update)."""
+    agent = Agent.create(agent="tensorforce", **LATE_A2C)
+    assert agent.agent_type == "a2c" and agent.late_horizon_values
+    default = dict(LATE_A2C["reward_estimation"])
+    del default["predict_horizon_values"]  # Tensorforce's default for an int horizon
+    assert Agent.create(agent="tensorforce", **dict(
+        LATE_A2C, reward_estimation=default)).late_horizon_values
+    rng, stream, rewards, checked = np.random.default_rng(0), [], [], []
+    update = agent._update_program_compiled
+
+    def value(states):
+        return keras.ops.convert_to_numpy(agent.baseline_model(
+            {"state": np.asarray(states, np.float32)})).reshape(-1)
+
+    def recording(batch, valid, hyper):
+        n = int(valid.sum())
+        late = agent._late_returns({k: keras.ops.convert_to_tensor(v) for k, v in batch.items()})
+        returns = keras.ops.convert_to_numpy(late["return"])[:n]
+        boundaries = range(4, 200, 4)
+        for row in range(n):
+            t = next(i for i, s in enumerate(stream) if np.array_equal(s, batch["states/state"][row]))
+            end = next(b for b in boundaries if b > t)
+            m = min(3, end - t)
+            expected = sum(0.9 ** k * rewards[t + k] for k in range(m))
+            if not (end % 12 == 0 and t + m == end):  # no bootstrap after a true terminal
+                expected += 0.9 ** m * value([stream[t + m]])[0]
+            assert returns[row] == pytest.approx(expected, rel=1e-4, abs=1e-5), (t, m)
+        checked.append(n)
+        return update(batch, valid, hyper)
+
+    agent._update_program_compiled = recording
+    for step in range(40):
+        stream.append(rng.normal(size=4).astype(np.float32))
+        agent.act(stream[-1])
+        rewards.append(float(rng.normal()))
+        agent.observe(reward=rewards[-1], terminal=(step % 12 == 11))
+    assert checked == [4] + [8] * 8  # the cut at 40 waits for the next act
+
+
+def test_late_and_early_horizon_values_make_different_updates():
+    late = Agent.create(agent="tensorforce", **LATE_A2C)
+    early = Agent.create(agent="tensorforce", **dict(LATE_A2C, reward_estimation=dict(
+        LATE_A2C["reward_estimation"], predict_horizon_values="early")))
+    assert not early.late_horizon_values
+    assert _interact(late, steps=40) == _interact(early, steps=40) == 9
+    assert any(not np.allclose(a, b) for a, b in zip(_weights(late), _weights(early)))
+
+
+def test_late_horizon_values_survive_save_and_load(tmp_path):
+    agent = Agent.create(agent="tensorforce", **LATE_A2C)
+    _interact(agent, steps=24)  # the memory holds rows valued before the last update
+    agent.save(tmp_path)
+    loaded = Agent.load(tmp_path)
+    assert loaded.late_horizon_values
+    assert _interact(loaded, steps=24) == _interact(agent, steps=24) == 6
+    for a, b in zip(_weights(agent), _weights(loaded)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
