@@ -562,10 +562,7 @@ def _implementation_arguments(parts: Composition) -> dict:
 
 
 def _horizon_arguments(estimation: RewardEstimation) -> dict:
-    """An int horizon and when its bootstrap values are predicted ('early'/'late')."""
-    if estimation.predict_horizon_values is False:
-        raise _later("reward_estimation['predict_horizon_values']", False,
-                     " with an int horizon (n-step returns without a bootstrap)")
+    """An int horizon and when its bootstrap values are predicted ('early', 'late', False)."""
     return {"horizon": estimation.horizon,
             "predict_horizon_values": estimation.predict_horizon_values}
 
@@ -655,9 +652,13 @@ def _lower_policy_gradient(parts: Composition) -> tuple[str, dict]:
     if estimation.gae_decay != 0.0:
         raise _later("reward_estimation['gae_decay']", estimation.gae_decay,
                      " with an int horizon")
-    if baseline is None:
-        raise _later("baseline", None, " with an int horizon (an n-step return needs a "
-                     "baseline to bootstrap)")
+    if baseline is None:  # no horizon values (parse makes them False): n-step reward sums
+        if estimation.predict_horizon_values is not False:
+            raise _later("reward_estimation['predict_horizon_values']",
+                         estimation.predict_horizon_values, " without a baseline (the policy "
+                         "as its own baseline)")
+        arguments.update(_horizon_arguments(estimation))
+        return "vpg", arguments
     if estimation.estimate_advantage == "early" and not isinstance(
             values["baseline_optimizer"], (type(None), int, float)):
         raise _later("reward_estimation['estimate_advantage']", "early",

@@ -222,7 +222,8 @@ class OnPolicyAgent(Agent):
             `V(s_{t+n})` of the n-step return is predicted: when the
             experience is stored (`'early'`) or at each update, by the
             baseline as it is then (`'late'`, Tensorforce's default for an int
-            horizon).
+            horizon), or never (False: `R_t = Σ_{k<n} γ^k r_{t+k}`, also
+            without a baseline).
     """
 
     #: Names of the metrics returned by `policy_objective`.
@@ -259,7 +260,7 @@ class OnPolicyAgent(Agent):
         return_processing: Any = None,
         horizon: Any = None,
         estimate_advantage: bool | str = True,
-        predict_horizon_values: str = "early",
+        predict_horizon_values: bool | str = "early",
         parallel_interactions: int = 1,
         config: Any = None,
         **kwargs: Any,
@@ -303,13 +304,16 @@ class OnPolicyAgent(Agent):
                                         estimate_advantage, where=where)
         self.estimate_advantage = estimate_advantage is not False
         self.early_advantage = estimate_advantage == "early"
-        if predict_horizon_values not in ("early", "late"):
-            raise ArgumentError.invalid("predict_horizon_values", "'early' or 'late'",
+        if predict_horizon_values not in ("early", "late", False):
+            raise ArgumentError.invalid("predict_horizon_values", "'early', 'late' or False",
                                         predict_horizon_values, where=where)
         if predict_horizon_values == "late" and self.horizon is None:
             raise ArgumentError.invalid("predict_horizon_values", "'early' without an int "
                                         "horizon", predict_horizon_values, where=where)
         self.late_horizon_values = predict_horizon_values == "late"
+        #: An int horizon whose n-step returns have no bootstrap.
+        self.unbootstrapped_horizon = predict_horizon_values is False and (
+            self.horizon is not None)
         if advantage_processing is None:
             self.normalize_advantages = False
         else:
@@ -344,6 +348,12 @@ class OnPolicyAgent(Agent):
             outputs[name] = dist.build(embedding)
         self.policy_model = keras.Model(policy_network.input, outputs, name="policy")
         self.has_baseline = baseline is not None
+        if self.horizon is not None and not self.has_baseline and (
+                not self.unbootstrapped_horizon):
+            raise ArgumentError.invalid(
+                "predict_horizon_values", f"False with horizon={self.horizon} and no "
+                f"{self.baseline_argument} (an n-step return bootstraps from the "
+                f"{self.baseline_argument})", predict_horizon_values, where=where)
         self.baseline_model = None
         if self.has_baseline:
             baseline_network = self.network_builder.build(
@@ -849,7 +859,10 @@ class OnPolicyAgent(Agent):
         values = segment["value"] if self.has_baseline else np.zeros_like(segment["value"])
         lam = self.gae_decay if (self.has_baseline and self.gae_decay > 0.0) else 1.0
         discount = self.discount.value(self._counters())
-        if self.horizon is not None and self.has_baseline:
+        if self.unbootstrapped_horizon:
+            returns = n_step_returns(rewards, np.zeros_like(values), 0.0, discount, self.horizon)
+            advantages = returns - values
+        elif self.horizon is not None and self.has_baseline:
             returns = n_step_returns(rewards, values, bootstrap, discount, self.horizon)
             advantages = returns - values
         else:

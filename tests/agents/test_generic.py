@@ -512,6 +512,16 @@ def test_early_advantage_uses_the_baseline_before_its_step():
         _model_weights(early, "baseline"), _model_weights(frozen, "baseline")))
 
 
+def test_horizon_values_need_a_baseline_or_false():
+    with pytest.raises(ArgumentError, match=r"predict_horizon_values.*False with horizon=1 "
+                                            r"and no critic.*'early'"):
+        Agent.create(agent="ac", states=STATES, actions=INT_ACTION, max_episode_timesteps=12,
+                     batch_size=8, critic=None)
+    with pytest.raises(ArgumentError, match=r"predict_horizon_values.*'late' or False.*'later'"):
+        Agent.create(agent="a2c", states=STATES, actions=INT_ACTION, max_episode_timesteps=12,
+                     batch_size=8, predict_horizon_values="later")
+
+
 def test_estimate_advantage_values_are_checked():
     with pytest.raises(ArgumentError, match=r"estimate_advantage.*'early'.*'sometimes'"):
         Agent.create(agent="vpg", states=STATES, actions=INT_ACTION, max_episode_timesteps=12,
@@ -527,6 +537,28 @@ LATE_A2C = dict(
 )
 
 
+class Stream:
+    """`_interact`'s stream of states, rewards and episode ends, kept to find the
+    timestep of a batch row (every state is distinct)."""
+
+    def __init__(self):
+        self.states, self.rewards = [], []
+
+    def run(self, agent: Agent, steps: int) -> None:
+        rng = np.random.default_rng(0)
+        for step in range(steps):
+            self.states.append(rng.normal(size=4).astype(np.float32))
+            agent.act(self.states[-1])
+            self.rewards.append(float(rng.normal()))
+            agent.observe(reward=self.rewards[-1], terminal=(step % 12 == 11))
+
+    def timestep(self, state: np.ndarray) -> int:
+        return next(i for i, s in enumerate(self.states) if np.array_equal(s, state))
+
+    def n_step_sum(self, t: int, m: int, discount: float) -> float:
+        return sum(discount ** k * self.rewards[t + k] for k in range(m))
+
+
 def test_late_horizon_values_bootstrap_with_the_baseline_at_update_time():
     """`R_t = Σ_{k<m} γ^k r_{t+k} + γ^m V(s_{t+m})`, `m = min(3, e - t)` with `e`
     the end of t's segment (a cut every 4 timesteps, an episode end every 12:
@@ -538,8 +570,7 @@ def test_late_horizon_values_bootstrap_with_the_baseline_at_update_time():
     del default["predict_horizon_values"]  # Tensorforce's default for an int horizon
     assert Agent.create(agent="tensorforce", **dict(
         LATE_A2C, reward_estimation=default)).late_horizon_values
-    rng, stream, rewards, checked = np.random.default_rng(0), [], [], []
-    update = agent._update_program_compiled
+    stream, checked, update = Stream(), [], agent._update_program_compiled
 
     def value(states):
         return keras.ops.convert_to_numpy(agent.baseline_model(
@@ -551,22 +582,18 @@ def test_late_horizon_values_bootstrap_with_the_baseline_at_update_time():
         returns = keras.ops.convert_to_numpy(late["return"])[:n]
         boundaries = range(4, 200, 4)
         for row in range(n):
-            t = next(i for i, s in enumerate(stream) if np.array_equal(s, batch["states/state"][row]))
+            t = stream.timestep(batch["states/state"][row])
             end = next(b for b in boundaries if b > t)
             m = min(3, end - t)
-            expected = sum(0.9 ** k * rewards[t + k] for k in range(m))
+            expected = stream.n_step_sum(t, m, 0.9)
             if not (end % 12 == 0 and t + m == end):  # no bootstrap after a true terminal
-                expected += 0.9 ** m * value([stream[t + m]])[0]
+                expected += 0.9 ** m * value([stream.states[t + m]])[0]
             assert returns[row] == pytest.approx(expected, rel=1e-4, abs=1e-5), (t, m)
         checked.append(n)
         return update(batch, valid, hyper)
 
     agent._update_program_compiled = recording
-    for step in range(40):
-        stream.append(rng.normal(size=4).astype(np.float32))
-        agent.act(stream[-1])
-        rewards.append(float(rng.normal()))
-        agent.observe(reward=rewards[-1], terminal=(step % 12 == 11))
+    stream.run(agent, 40)
     assert checked == [4] + [8] * 8  # the cut at 40 waits for the next act
 
 
@@ -588,3 +615,33 @@ def test_late_horizon_values_survive_save_and_load(tmp_path):
     assert _interact(loaded, steps=24) == _interact(agent, steps=24) == 6
     for a, b in zip(_weights(agent), _weights(loaded)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_int_horizon_without_a_baseline_sums_n_rewards():
+    """No baseline: no horizon values (Tensorforce's rule), `R_t = Σ_{k<m} γ^k r_{t+k}`,
+    `m = min(3, e - t)` with `e` the end of t's segment (an update every 8
+    timesteps, an episode end every 12)."""
+    spec = dict(LATE_A2C, baseline=None, update=dict(unit="timesteps", batch_size=8),
+                reward_estimation=dict(horizon=3, discount=0.9))
+    agent = Agent.create(agent="tensorforce", **spec)
+    assert agent.agent_type == "vpg" and agent.unbootstrapped_horizon
+    assert agent.spec["reward_estimation"]["predict_horizon_values"] is False
+    stream, checked, update = Stream(), [], agent._update_program_compiled
+
+    def recording(batch, valid, hyper):
+        boundaries = sorted(set(range(8, 200, 8)) | set(range(12, 200, 12)))
+        for row in range(int(valid.sum())):
+            t = stream.timestep(batch["states/state"][row])
+            m = min(3, next(b for b in boundaries if b > t) - t)
+            expected = stream.n_step_sum(t, m, 0.9)
+            assert batch["return"][row] == pytest.approx(expected, rel=1e-5, abs=1e-6), (t, m)
+        checked.append(int(valid.sum()))
+        return update(batch, valid, hyper)
+
+    agent._update_program_compiled = recording
+    stream.run(agent, 32)
+    assert checked == [8] * 4
+    with pytest.raises(ArgumentError, match=re.escape("does not compose reward_estimation["
+                                                      "'predict_horizon_values']='early'")):
+        Agent.create(agent="tensorforce", **dict(spec, reward_estimation=dict(
+            horizon=3, predict_horizon_values="early")))
