@@ -83,6 +83,8 @@ class AC(OnPolicyAgent):
         **kwargs: Any,
     ):
         arguments = _arguments(locals())
+        # the generic agent's reward_estimation['estimate_advantage'] ('early'/'late')
+        estimate_advantage = kwargs.pop("estimate_advantage", self.estimates_advantage)
         super().__init__(
             states, actions, max_episode_timesteps,
             update=parse_update(update, batch_size, update_frequency, "timesteps",
@@ -98,7 +100,7 @@ class AC(OnPolicyAgent):
             predict_terminal_values=predict_terminal_values,
             advantage_processing=advantage_processing, reward_processing=reward_processing,
             return_processing=return_processing, horizon=horizon,
-            estimate_advantage=self.estimates_advantage,
+            estimate_advantage=estimate_advantage,
             parallel_interactions=parallel_interactions, config=config, **kwargs,
         )
         self._store_spec(**arguments)

@@ -659,11 +659,9 @@ def _lower_policy_gradient(parts: Composition) -> tuple[str, dict]:
                          "as its own baseline)")
         arguments.update(_horizon_arguments(estimation))
         return "vpg", arguments
-    if estimation.estimate_advantage == "early" and not isinstance(
-            values["baseline_optimizer"], (type(None), int, float)):
-        raise _later("reward_estimation['estimate_advantage']", "early",
-                     " with an int horizon and a separate baseline optimizer")
     arguments.update(_horizon_arguments(estimation))
+    if estimation.estimate_advantage:
+        arguments["estimate_advantage"] = estimation.estimate_advantage
     arguments["critic"] = arguments.pop("baseline")
     arguments["critic_optimizer"] = 1.0 if values["baseline_optimizer"] is None else (
         values["baseline_optimizer"])

@@ -191,7 +191,20 @@ def format_actions(actions: dict[str, np.ndarray], specs: Specs, parsed: ParsedS
 
 
 def parse_actions(actions: Any, specs: Specs, size: int, argument: str = "actions") -> dict:
-    """Validates actions given back to the agent (e.g. in `experience`), batched."""
+    """Validates actions given back to the agent (e.g. in `experience`), batched.
+
+    `actions` is a dict of batched values, a batched value of a single action,
+    or a list of per-timestep dicts (as collected from `act(independent=True)`).
+    """
+    if isinstance(actions, (list, tuple)) and actions and all(
+            isinstance(step, Mapping) for step in actions):
+        steps = [flatten(step) for step in actions]
+        names = sorted(steps[0])
+        for index, step in enumerate(steps):
+            if sorted(step) != names:
+                raise InputError.invalid(f"{argument}[{index}]", f"the actions {names}",
+                                         sorted(step))
+        actions = {name: [step[name] for step in steps] for name in names}
     if isinstance(actions, Mapping):
         flat = flatten(actions)
         if specs.singleton and specs.singleton_name in flat:

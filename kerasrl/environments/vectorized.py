@@ -38,7 +38,7 @@ from kerasrl.environments.environment import (
     resolve_environment,
 )
 from kerasrl.errors import ArgumentError, CallOrderError, InputError, UnknownTypeError
-from kerasrl.specs import Specs, ValueSpec, flatten, unflatten
+from kerasrl.specs import Specs, ValueSpec, flatten, to_python, unflatten
 
 VECTORIZATION_MODES = ("sync", "async", "vector_entry_point", "local")
 # Options of GymnasiumEnvironment that the gymnasium vector path implements itself.
@@ -645,10 +645,13 @@ class LocalVectorEnvironment(VectorEnvironment):
         reward = np.empty((n,), dtype=np.float32)
         per_env = []
         for i, env in enumerate(self.environments):
+            # each environment gets what an unbatched act returns: a Python
+            # scalar for a shape-() action (as Tensorforce's Runner), else an array
             if singleton:
-                value = checked["action"][i]
+                value = to_python(np.asarray(checked["action"][i]))
             else:
-                value = unflatten({name: array[i] for name, array in checked.items()})
+                value = unflatten({name: to_python(np.asarray(array[i]))
+                                   for name, array in checked.items()})
             states, terminal[i], reward[i] = env.execute(value)
             if terminal[i] != 0:
                 states = env.reset()
