@@ -207,6 +207,15 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def _check_no_internals(internals: Any, argument: str) -> None:
+    """`internals` must be `{}` (or, for a batch or a sequence, a list of `{}`)."""
+    values = internals if isinstance(internals, (list, tuple)) else [internals]
+    if not all(isinstance(value, Mapping) and not value for value in values):
+        raise ArgumentError.invalid(
+            argument, "{} or a list of {} (the policies of this version are not recurrent; "
+            "start from agent.initial_internals())", internals)
+
+
 class Agent:
     """Base class of all agents.
 
@@ -598,7 +607,10 @@ class Agent:
         Args:
             states: State values (see `kerasrl.agents.io` for the accepted forms),
                 optionally with `'<action>_mask'` entries.
-            internals: Reserved for recurrent policies (must be None).
+            internals: With `independent=True`, the policy's internal state
+                (from `initial_internals()`, then as returned): `{}` for the
+                non-recurrent policies of this version (a list of `{}` for a
+                list of states); the call then returns `(actions, internals)`.
             parallel: Slot index (or one index per batch item) for training.
             independent: Act without recording anything (evaluation). Only then
                 does `deterministic` matter.
@@ -608,16 +620,19 @@ class Agent:
         Returns:
             Actions in the form matching `states` (Python scalar for an
             unbatched scalar action, numpy arrays otherwise, dicts for named
-            actions).
+            actions); `(actions, internals)` when `internals` was given.
 
         Raises:
             InputError: malformed states or masks.
+            ArgumentError: `internals` in training mode, or not empty.
             CallOrderError: `act` twice on a slot without `observe`.
         """
         if internals is not None:
-            raise ArgumentError.invalid(
-                "internals", "None (recurrent policies are not available yet)", internals
-            )
+            if not independent:
+                raise ArgumentError.invalid(
+                    "internals", "None unless independent=True (training acts keep the "
+                    "internal state themselves)", internals)
+            _check_no_internals(internals, "internals")
         parsed = self._parser.parse(states)
         if not self.config["enable_int_action_masking"]:
             parsed.masks = {}
@@ -625,7 +640,8 @@ class Agent:
             if not (np.ndim(parallel) == 0 and parallel in (0, None)):
                 raise ArgumentError.invalid("parallel", "0 with independent=True", parallel)
             actions = self._act_batch(parsed.states, parsed.masks, None, True, bool(deterministic))
-            return format_actions(actions, self.actions_spec, parsed)
+            actions = format_actions(actions, self.actions_spec, parsed)
+            return actions if internals is None else (actions, internals)
         slots = self._parallel_indices(parallel, parsed.size, parsed.batched, "parallel")
         waiting = self._awaiting_observe[slots]
         if waiting.any():
@@ -711,6 +727,24 @@ class Agent:
                 self._notify("on_episode_end", int(slot), float(episode_return), int(length))
         return updates
 
+    def initial_internals(self) -> dict:
+        """The policy's initial internal state, for `act(..., internals=..., independent=True)`.
+
+        Returns:
+            `{}`: the policies of this version are not recurrent (Tensorforce
+            returns one entry per recurrent module).
+
+        Example:
+
+        >>> agent = Agent.create(agent='random', states=dict(type='float', shape=(2,)),
+        ...                      actions=dict(type='int', num_values=3))
+        >>> internals = agent.initial_internals()
+        >>> actions, internals = agent.act([0.0, 1.0], internals=internals, independent=True)
+        >>> internals
+        {}
+        """
+        return {}
+
     def reset(self) -> None:
         """Forgets unfinished episodes in every slot (e.g. after an interrupted run)."""
         self._awaiting_observe[:] = False
@@ -780,7 +814,8 @@ class Agent:
             terminal: Terminal codes per timestep (0, 1, 2); the last must be
                 1 or 2 (full episodes only).
             reward: Rewards per timestep.
-            internals: Reserved for recurrent policies (must be None).
+            internals: Per-timestep internal states as returned by `act`
+                (`{}` each for the non-recurrent policies of this version), or None.
 
         Raises:
             InputError: malformed values, or an unfinished last episode.
@@ -789,7 +824,7 @@ class Agent:
         from kerasrl.agents.io import parse_actions
 
         if internals is not None:
-            raise ArgumentError.invalid("internals", "None", internals)
+            _check_no_internals(internals, "internals")
         if self._awaiting_observe.any() or self._episode_timesteps.any():
             raise CallOrderError(
                 "agent.experience() is not allowed in the middle of an act/observe episode."

@@ -212,7 +212,8 @@ class OnPolicyAgent(Agent):
             `dict(type='batch_normalization')`): standardize advantages per batch.
         reward_processing, return_processing: None or clipping dicts.
         horizon: None (returns to the end of the episode or rollout, or GAE)
-            or n for n-step bootstrapped returns (needs a baseline).
+            or n for n-step returns (bootstrapped from the baseline, see
+            `predict_horizon_values`).
         estimate_advantage: With a baseline, train the policy on
             `return - V(s)` or on the return itself (False, Tensorforce's
             `ac`). `V(s)` is predicted after the baseline's own optimizer step
@@ -308,8 +309,8 @@ class OnPolicyAgent(Agent):
             raise ArgumentError.invalid("predict_horizon_values", "'early', 'late' or False",
                                         predict_horizon_values, where=where)
         if predict_horizon_values == "late" and self.horizon is None:
-            raise ArgumentError.invalid("predict_horizon_values", "'early' without an int "
-                                        "horizon", predict_horizon_values, where=where)
+            raise ArgumentError.invalid("predict_horizon_values", "'early' or False without "
+                                        "an int horizon", predict_horizon_values, where=where)
         self.late_horizon_values = predict_horizon_values == "late"
         #: An int horizon whose n-step returns have no bootstrap.
         self.unbootstrapped_horizon = predict_horizon_values is False and (

@@ -586,11 +586,25 @@ class TestErrors:
             ppo.observe([0.0, 0.0], [0, 0], parallel=[0, NUM_SLOTS])
         ppo.observe([0.0, 0.0], [1, 1], parallel=[0, 1])
 
-    def test_internals_not_none(self, ppo):
-        with pytest.raises(ArgumentError, match="internals"):
+    def test_internals_of_a_non_recurrent_policy(self, ppo):
+        timesteps = ppo.timesteps
+        internals = ppo.initial_internals()
+        assert internals == {}
+        actions, internals = ppo.act(np.zeros(4), internals=internals, independent=True)
+        assert internals == {} and isinstance(actions, int)
+        batch = [{}, {}]
+        actions, internals = ppo.act(np.zeros((2, 4)), internals=batch, independent=True)
+        assert internals == batch and actions.shape == (2,)
+        assert ppo.timesteps == timesteps  # independent acts record nothing
+        with pytest.raises(ArgumentError, match=r"internals.*None unless independent=True"):
             ppo.act(np.zeros(4), internals={})
-        with pytest.raises(ArgumentError, match="internals"):
-            ppo.act(np.zeros(4), internals={}, independent=True)
+        with pytest.raises(ArgumentError, match=r"internals.*not recurrent.*\{'lstm'"):
+            ppo.act(np.zeros(4), internals={"lstm": np.zeros(2)}, independent=True)
+        with pytest.raises(ArgumentError, match=r"internals.*not recurrent"):
+            ppo.experience(states=np.zeros((2, 4)), actions=np.zeros(2, np.int64),
+                           terminal=[0, 1], reward=[0.0, 1.0], internals=[{}, {"h": 1}])
+        ppo.experience(states=np.zeros((2, 4)), actions=np.zeros(2, np.int64), terminal=[0, 1],
+                       reward=[0.0, 1.0], internals=[{}, {}])
 
     def test_failed_act_leaves_slot_free(self, ppo):
         with pytest.raises(InputError):

@@ -156,12 +156,14 @@ def _unittest(tmp_path, states=STATES, actions=ACTIONS, **changes) -> None:
         agent.reset()
         # act(independent=True) episodes, then experience + update
         for deterministic in (True, False):
-            episode = dict(states=[], actions=[], terminal=[], reward=[])
+            episode = dict(states=[], internals=[], actions=[], terminal=[], reward=[])
             states, terminal = environment.reset(), 0
+            internals = agent.initial_internals()
             while not terminal:
                 episode["states"].append(states)
-                actions = agent.act(states=states, independent=True,
-                                    deterministic=deterministic)
+                episode["internals"].append(internals)
+                actions, internals = agent.act(states=states, internals=internals,
+                                               independent=True, deterministic=deterministic)
                 states, terminal, reward = environment.execute(actions=actions)
                 episode["actions"].append(actions)
                 episode["terminal"].append(terminal)

@@ -435,3 +435,23 @@ def test_seed_kwarg_in_spec_means_seed_plus_i():
         expected = [Environment.create("CartPole-v1", seed=9 + i).reset() for i in range(2)]
         np.testing.assert_array_equal(states, expected)
         venv.close()
+
+
+class TypeRecorder(MaskedWalk):
+    """Records the Python types of the actions it receives."""
+
+    received: list = []
+
+    def execute(self, actions):
+        TypeRecorder.received.append((type(actions["move"]), type(actions["scale"])))
+        return super().execute(actions)
+
+
+def test_local_environments_get_python_scalars_for_scalar_actions():
+    # what an unbatched act returns (and Tensorforce's Runner gives an environment)
+    venv = VectorEnvironment.create(TypeRecorder, num_parallel=2, seed=0)
+    venv.reset()
+    TypeRecorder.received.clear()
+    venv.execute({"move": np.array([0, 2]), "scale": np.ones((2, 2), np.float32)})
+    assert TypeRecorder.received == [(int, np.ndarray)] * 2
+    venv.close()
