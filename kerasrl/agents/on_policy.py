@@ -853,13 +853,13 @@ class OnPolicyAgent(Agent):
                 values); None: the bootstrap is the segment's last state.
         """
         rewards = segment.pop("reward")
+        discount = self.discount.value(self._counters())
         if self.late_horizon_values:
-            segment.update(self._horizon_fields(segment, rewards, bootstrap is not None,
-                                                next_states))
+            segment.update(self._horizon_fields(segment, rewards, discount,
+                                                bootstrap is not None, next_states))
         bootstrap = 0.0 if bootstrap is None else bootstrap
         values = segment["value"] if self.has_baseline else np.zeros_like(segment["value"])
         lam = self.gae_decay if (self.has_baseline and self.gae_decay > 0.0) else 1.0
-        discount = self.discount.value(self._counters())
         if self.unbootstrapped_horizon:
             returns = n_step_returns(rewards, np.zeros_like(values), 0.0, discount, self.horizon)
             advantages = returns - values
@@ -878,7 +878,8 @@ class OnPolicyAgent(Agent):
         segment["return"] = returns
         self.memory.add(segment, episode_end)
 
-    def _horizon_fields(self, segment, rewards, bootstrapped: bool, next_states) -> dict:
+    def _horizon_fields(self, segment, rewards, discount: float, bootstrapped: bool,
+                        next_states) -> dict:
         """What a 'late' n-step return needs at update time (`_late_returns`).
 
         With `m = min(horizon, T - t)`: the partial return
@@ -888,7 +889,6 @@ class OnPolicyAgent(Agent):
         state the early values bootstrap from (the next state of a cut, else
         the segment's last state).
         """
-        discount = self.discount.value(self._counters())
         length = len(rewards)
         index = np.arange(length)
         end = np.minimum(index + self.horizon, length)
