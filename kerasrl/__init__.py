@@ -1,6 +1,7 @@
 """kerasrl: declarative reinforcement learning on Keras 3.
 
-Public names: `Agent`, `Environment`, `Runner`, `KerasRLError`.
+Public names: `Agent`, `Environment`, `Runner`, `KerasRLError` (also under
+Tensorforce's name, `TensorforceError`).
 """
 
 import importlib.util
@@ -37,7 +38,7 @@ def _select_backend() -> None:
 
 _select_backend()
 
-from kerasrl.errors import KerasRLError  # noqa: E402
+from kerasrl.errors import KerasRLError, TensorforceError  # noqa: E402
 from kerasrl.registry import custom_object_scope, register  # noqa: E402
 
 __version__ = "0.1.0"
@@ -54,7 +55,7 @@ from kerasrl import execution as _execution  # noqa: E402, F401
 from kerasrl import export as _export  # noqa: E402, F401
 from kerasrl import layers as _layers  # noqa: E402, F401
 
-__all__ = ["Agent", "Environment", "Runner", "KerasRLError", "register",
+__all__ = ["Agent", "Environment", "Runner", "KerasRLError", "TensorforceError", "util", "register",
            "custom_object_scope", "__version__"]
 
 
@@ -71,4 +72,8 @@ def __getattr__(name):  # lazy imports keep `import kerasrl` light
         from kerasrl.execution.runner import Runner
 
         return Runner
+    if name == "util":  # Tensorforce's `from tensorforce import util`
+        import importlib
+
+        return importlib.import_module("kerasrl.util")
     raise AttributeError(f"module 'kerasrl' has no attribute '{name}'")

@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     parallel.add_argument("--handshake-timeout", type=float, default=None,
                           help="socket-server: seconds a client has to authenticate "
                                "(default 10)")
+    parallel.add_argument("--max-clients", type=int, default=1,
+                          help="socket-server: exit after serving this many clients, as "
+                               "Tensorforce's run.py does after one (default 1; 0: serve "
+                               "until stopped)")
     parallel.add_argument("--recover", action="store_true",
                           help="remote: restart failed environments (episode aborted) "
                                "instead of stopping")
@@ -260,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         server_options = {key: value for key, value in (
             ("timeout", args.timeout), ("handshake_timeout", args.handshake_timeout))
             if value is not None}
+        if args.max_clients < 0:
+            _fail(parser, f"--max-clients must be >= 0, got {args.max_clients}")
+        server_options["max_clients"] = args.max_clients or None
         try:
             Environment.create(environment, max_episode_timesteps=args.max_episode_timesteps,
                                remote="socket-server", host=host, port=ports[0],

@@ -95,6 +95,19 @@ class SaveError(KerasRLError, OSError):
     """Saving or loading a checkpoint failed."""
 
 
+class NotSupportedError(UnknownTypeError, ImportError):
+    """A Tensorforce feature or adapter that kerasrl deliberately does not provide.
+
+    The message says why and what to use instead. It is an `ImportError` too,
+    so `from kerasrl.environments import OpenAIRetro` fails as a missing name
+    would, with the reason.
+    """
+
+
+#: Tensorforce's name for the base error (`from tensorforce import TensorforceError`).
+TensorforceError = KerasRLError
+
+
 __all__ = [
     "KerasRLError",
     "SpecError",
@@ -105,5 +118,7 @@ __all__ = [
     "CallOrderError",
     "EnvironmentFailure",
     "SaveError",
+    "NotSupportedError",
+    "TensorforceError",
     "NonFiniteError",
 ]

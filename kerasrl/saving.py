@@ -9,6 +9,14 @@ Formats (`agent.save(directory, filename=None, format='keras', append=None)`):
   sampling RNG states) and `memory.npz` (the agent's memory). Loading it
   resumes training exactly where it stopped (episodes that were running are
   dropped, as after `agent.reset()`).
+- `'checkpoint'`: the same full checkpoint under Tensorforce's (i.e.
+  TensorFlow's) checkpoint file names: `<filename>-<N>.data-00000-of-00001`
+  (the archive), `<filename>-<N>.index` (a small JSON index) and the
+  directory's `checkpoint` file listing the checkpoints, newest last. N is
+  the save counter (1, 2, ... for `agent.save`) or the counter of `append`
+  (the saver). The files are kerasrl's, not TensorFlow's binary format, on
+  every backend: Tensorforce's own TensorFlow checkpoints cannot be read
+  (save them from Tensorforce with `format='numpy'`, which loads here).
 - `'h5'` (alias `'hdf5'`): weights only, `<filename>.h5`, one dataset per
   weight under a stable name such as `policy/network/dense0/kernel`.
 - `'numpy'`: the same weights in `<filename>.npz`.
@@ -48,8 +56,13 @@ import numpy as np
 from kerasrl.errors import ArgumentError, KerasRLError, SaveError
 from kerasrl.validation import check_int
 
-FORMATS = ("keras", "h5", "hdf5", "numpy")
-EXTENSIONS = {"keras": ".keras", "h5": ".h5", "hdf5": ".h5", "numpy": ".npz"}
+FORMATS = ("keras", "checkpoint", "h5", "hdf5", "numpy")
+EXTENSIONS = {"keras": ".keras", "checkpoint": ".index", "h5": ".h5", "hdf5": ".h5",
+              "numpy": ".npz"}
+#: The data file of a `'checkpoint'` save `<stem>`: `<stem>` + this suffix.
+CHECKPOINT_DATA = ".data-00000-of-00001"
+#: The index file naming a directory's checkpoints, as TensorFlow's.
+CHECKPOINT_INDEX = "checkpoint"
 APPEND = ("timesteps", "episodes", "updates")
 ARCHIVE_VERSION = 1
 
@@ -177,13 +190,15 @@ def _filename(agent, filename: str | None, append: str | None) -> str:
 
 def save(agent, directory: str, filename: str | None = None, format: str = "keras",
          append: str | None = None) -> str:
-    """Saves `agent`; returns the path of the written checkpoint file.
+    """Saves `agent`; returns the path of the written file (for `'checkpoint'`,
+    the checkpoint prefix `<directory>/<filename>-<N>`).
 
     Args:
         agent: The agent.
         directory: Target directory (created if needed).
         filename: Base file name (default: `config['name']`, i.e. `'agent'`).
-        format: `'keras'` (full), `'h5'`/`'hdf5'` or `'numpy'` (weights only).
+        format: `'keras'` or `'checkpoint'` (full), `'h5'`/`'hdf5'` or
+            `'numpy'` (weights only).
         append: Add `-<counter>` of `'timesteps'`, `'episodes'` or `'updates'`.
 
     Raises:
@@ -203,6 +218,15 @@ def save(agent, directory: str, filename: str | None = None, format: str = "kera
     path = os.path.join(directory, name + EXTENSIONS[format])
     agent._sync_weights()
     try:
+        if format == "checkpoint":
+            base = name.rsplit("-", 1)[0] if append else name
+            stem = name if append else f"{name}-{_next_checkpoint_number(directory, name)}"
+            _save_full(agent, os.path.join(directory, stem + CHECKPOINT_DATA))
+            _write_json(os.path.join(directory, stem + ".index"),
+                        {"format": "kerasrl-checkpoint", "data": stem + CHECKPOINT_DATA})
+            _write_checkpoint_index(directory, [*_listed_checkpoints(directory), stem])
+            _write_json(os.path.join(directory, base + ".json"), agent.get_config())
+            return os.path.join(directory, stem)
         if format == "keras":
             _save_full(agent, path)
         else:
@@ -223,6 +247,48 @@ def save(agent, directory: str, filename: str | None = None, format: str = "kera
     except OSError as exc:
         raise SaveError(f"Saving to '{path}' failed: {exc}.") from None
     return path
+
+
+def _listed_checkpoints(directory: str) -> list[str]:
+    """The checkpoint stems of the directory's `checkpoint` file, oldest first.
+
+    Only plain `name: "stem"` lines naming a file in the directory are read;
+    anything else in the file is ignored (it is data, never a path to follow).
+    """
+    try:
+        with open(os.path.join(directory, CHECKPOINT_INDEX), encoding="utf-8") as file:
+            text = file.read(1 << 20)
+    except OSError:
+        return []
+    stems: list[str] = []
+    for match in re.finditer(r'^(model|all_model)_checkpoint_paths?: "([^"/\\]+)"\s*$', text,
+                             re.MULTILINE):
+        if match[1] == "all_model" and match[2] not in stems:
+            stems.append(match[2])
+    latest = re.search(r'^model_checkpoint_path: "([^"/\\]+)"\s*$', text, re.MULTILINE)
+    if latest and latest[1] in stems:  # the latest last
+        stems.remove(latest[1])
+        stems.append(latest[1])
+    elif latest:
+        stems.append(latest[1])
+    return [stem for stem in stems
+            if os.path.isfile(os.path.join(directory, stem + CHECKPOINT_DATA))]
+
+
+def _write_checkpoint_index(directory: str, stems: list[str]) -> None:
+    stems = list(dict.fromkeys(reversed(stems)))[::-1]  # unique, the last one latest
+    lines = [f'model_checkpoint_path: "{stems[-1]}"'] if stems else []
+    lines += [f'all_model_checkpoint_paths: "{stem}"' for stem in stems]
+    with atomic_path(os.path.join(directory, CHECKPOINT_INDEX)) as temporary, \
+            open(temporary, "w", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
+
+
+def _next_checkpoint_number(directory: str, name: str) -> int:
+    """TensorFlow's save counter: one more than the largest `<name>-N` saved."""
+    pattern = re.compile(re.escape(name) + r"-(\d+)\.index$")
+    numbers = [int(m[1]) for entry in os.listdir(directory) if (m := pattern.match(entry))]
+    return max(numbers, default=0) + 1
 
 
 def _value(variable) -> np.ndarray:
@@ -266,7 +332,8 @@ def _save_full(agent, path: str) -> None:
 # ---------------------------------------------------------------------- load
 def _split_extension(filename: str) -> tuple[str, str | None]:
     for format_, extension in (("keras", ".keras"), ("numpy", ".npz"), ("h5", ".h5"),
-                               ("h5", ".hdf5")):
+                               ("h5", ".hdf5"), ("checkpoint", ".index"),
+                               ("checkpoint", CHECKPOINT_DATA)):
         if filename.endswith(extension):
             return filename[: -len(extension)], format_
     return filename, None
@@ -289,7 +356,7 @@ def find_checkpoint(directory: str, filename: str | None = None,
     base, explicit = _split_extension(filename) if filename else (None, None)
     if explicit is not None:
         format = format or explicit
-    formats = [format] if format else ["keras", "numpy", "h5"]
+    formats = [format] if format else ["keras", "checkpoint", "numpy", "h5"]
     extensions = []
     for fmt in formats:
         extensions += [".h5", ".hdf5"] if fmt in ("h5", "hdf5") else [EXTENSIONS[fmt]]
@@ -301,7 +368,8 @@ def find_checkpoint(directory: str, filename: str | None = None,
                 candidates.append((path, 0))
     if not candidates:
         prefix = base or None
-        pattern = re.compile(r"^(?P<name>.+?)(-(?P<n>\d+))?(?P<ext>\.keras|\.npz|\.h5|\.hdf5)$")
+        pattern = re.compile(
+            r"^(?P<name>.+?)(-(?P<n>\d+))?(?P<ext>\.keras|\.npz|\.h5|\.hdf5|\.index)$")
         for entry in os.listdir(directory):
             match = pattern.match(entry)
             if not match or entry.startswith(".tmp-") or match["ext"] not in extensions:
@@ -310,6 +378,10 @@ def find_checkpoint(directory: str, filename: str | None = None,
                 continue
             number = int(match["n"]) if match["n"] else -1
             candidates.append((os.path.join(directory, entry), number))
+    if not candidates and "checkpoint" in formats and base is None:
+        listed = _listed_checkpoints(directory)  # TensorFlow's latest_checkpoint
+        if listed:
+            candidates.append((os.path.join(directory, listed[-1] + CHECKPOINT_DATA), 0))
     if not candidates:
         raise SaveError(
             f"Cannot load: no checkpoint{' ' + repr(filename) if filename else ''} "
@@ -319,6 +391,11 @@ def find_checkpoint(directory: str, filename: str | None = None,
     path = max(candidates, key=lambda c: (c[1], os.path.getmtime(c[0])))[0]
     found_format = _split_extension(os.path.basename(path))[1]
     stem = _split_extension(os.path.basename(path))[0]
+    if found_format == "checkpoint":
+        path = os.path.join(directory, stem + CHECKPOINT_DATA)
+        if not os.path.isfile(path):
+            raise SaveError(f"Cannot load checkpoint '{stem}': its data file '{path}' is "
+                            "missing.")
     spec_path = os.path.join(directory, stem + ".json")
     if not os.path.isfile(spec_path):
         spec_path = os.path.join(directory, re.sub(r"-\d+$", "", stem) + ".json")
@@ -409,7 +486,9 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
         directory: Checkpoint directory.
         filename: File name (with or without extension; default: the newest
             checkpoint in the directory).
-        format: `'keras'`, `'h5'`/`'hdf5'`, `'numpy'`, or None to infer.
+        format: `'keras'`, `'checkpoint'`, `'h5'`/`'hdf5'`, `'numpy'`, or
+            None to infer (the newest of any format; for `'checkpoint'`
+            without a filename, the latest in the `checkpoint` file).
         environment: Environment to take missing specs from.
         safe_mode: Refuse import paths in the saved spec (the default: a
             checkpoint is data, see `docs/security.md`); False trusts the file.
@@ -432,7 +511,8 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
         raise ArgumentError.invalid("directory", "a checkpoint directory", directory)
     directory = os.fspath(directory)
     path, found_format, spec_path = find_checkpoint(directory, filename, format)
-    if found_format == "keras":
+    full = found_format in ("keras", "checkpoint")
+    if full:
         spec, metadata, arrays, memory = _read_archive(path)
     else:
         if not os.path.isfile(spec_path):
@@ -457,7 +537,7 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
         registry.check_file_content(spec, f"checkpoint '{path}'")
         with registry.reading_file():
             agent = Agent.create({**spec, **kwargs}, environment=environment)
-    if found_format == "keras":
+    if full:
         if metadata.get("agent") != agent.agent_type:
             raise SaveError(
                 f"Cannot load '{path}': it holds a '{metadata.get('agent')}' agent, "
@@ -498,7 +578,7 @@ def _restore_full(agent, arrays, memory, metadata, path) -> None:
 # ---------------------------------------------------------------------- saver plugin
 class Saver:
     """Periodic checkpoints: `saver=dict(directory, filename='agent', frequency=...,
-    unit='updates', max_checkpoints=10, format='keras')`.
+    unit='updates', max_checkpoints=10, format='checkpoint')`.
 
     Checkpoints are named `<filename>-<counter>.<ext>` (counter of `unit`); the
     newest `max_checkpoints` are kept. `agent.close()` writes a final one.
@@ -528,7 +608,9 @@ class Saver:
                                    allow_none=True)
         self.max_checkpoints = check_int(spec.get("max_checkpoints", 10),
                                          "saver['max_checkpoints']", minimum=0, allow_none=True)
-        self.format = spec.get("format", "keras")
+        # Tensorforce's saver writes its checkpoint format: code that loads
+        # with `Agent.load(directory, format='checkpoint')` finds the saves.
+        self.format = spec.get("format", "checkpoint")
         if self.format not in FORMATS:
             raise ArgumentError.invalid("saver['format']", f"one of {FORMATS}", self.format)
         self._last = 0
@@ -549,14 +631,22 @@ class Saver:
     def _prune(self) -> None:
         if not self.max_checkpoints:
             return
-        pattern = re.compile(re.escape(self.filename) + r"-(\d+)(\.keras|\.npz|\.h5)$")
+        pattern = re.compile(re.escape(self.filename) + r"-(\d+)(\.keras|\.npz|\.h5|\.index)$")
         entries = sorted(
             (int(m[1]), entry) for entry in os.listdir(self.directory)
             if (m := pattern.match(entry))
         )
+        removed = []
         for _, entry in entries[: -self.max_checkpoints]:
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(self.directory, entry))
+            stem, extension = os.path.splitext(entry)
+            files = [entry] + ([stem + CHECKPOINT_DATA] if extension == ".index" else [])
+            for name in files:
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(self.directory, name))
+            removed.append(stem)
+        if removed and self.format == "checkpoint":
+            _write_checkpoint_index(self.directory, [
+                stem for stem in _listed_checkpoints(self.directory) if stem not in removed])
 
     def on_update(self, agent, metrics) -> None:
         if self.unit == "updates":

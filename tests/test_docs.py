@@ -48,6 +48,7 @@ PAGES_WITH_CODE = (
     "record-and-pretrain.md",
     "parallel.md",
     "security.md",
+    "migrating-from-tensorforce.md",
 )
 
 _FENCE = re.compile(

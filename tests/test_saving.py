@@ -57,6 +57,18 @@ def all_state(agent):
     return weights, state
 
 
+def assert_same_state(agent, expected_agent):
+    expected_weights, expected_state = all_state(expected_agent)
+    weights, state = all_state(agent)
+    assert expected_weights.keys() == weights.keys()
+    for key in expected_weights:
+        np.testing.assert_allclose(weights[key], expected_weights[key], rtol=1e-6, atol=1e-6,
+                                   err_msg=key)
+    for key in expected_state:
+        np.testing.assert_allclose(state[key], expected_state[key], rtol=1e-6, atol=1e-6,
+                                   err_msg=key)
+
+
 def test_full_save_resumes_exactly(tmp_path):
     uninterrupted = small_agent()
     train(uninterrupted, np.random.default_rng(0), 6)
@@ -71,15 +83,7 @@ def test_full_save_resumes_exactly(tmp_path):
         first.timesteps, first.episodes, first.updates)
     train(resumed, rng, 3)
 
-    expected_weights, expected_state = all_state(uninterrupted)
-    weights, state = all_state(resumed)
-    assert expected_weights.keys() == weights.keys()
-    for key in expected_weights:
-        np.testing.assert_allclose(weights[key], expected_weights[key], rtol=1e-6, atol=1e-6,
-                                   err_msg=key)
-    for key in expected_state:
-        np.testing.assert_allclose(state[key], expected_state[key], rtol=1e-6, atol=1e-6,
-                                   err_msg=key)
+    assert_same_state(resumed, uninterrupted)
 
 
 @pytest.mark.parametrize("fmt", ["h5", "hdf5", "numpy"])
@@ -143,7 +147,8 @@ def test_export_matches_agent_in_fresh_process(tmp_path):
 
 
 def test_saver_plugin_periodic_and_final(tmp_path):
-    agent = small_agent(saver=dict(directory=str(tmp_path), frequency=2, max_checkpoints=2))
+    agent = small_agent(saver=dict(directory=str(tmp_path), frequency=2, max_checkpoints=2,
+                                   format="keras"))
     train(agent, np.random.default_rng(6), 5)
     agent.close()
     files = sorted(f for f in os.listdir(tmp_path) if f.endswith(".keras"))
@@ -225,3 +230,69 @@ def test_wrong_agent_type_and_bad_arguments(tmp_path):
         agent.save(tmp_path, format="pickle")
     with pytest.raises(ArgumentError, match="append"):
         agent.save(tmp_path, append="seconds")
+
+
+# ---------------------------------------------------------------------- 'checkpoint'
+def test_checkpoint_format_uses_tensorforce_names_and_resumes_exactly(tmp_path):
+    uninterrupted = small_agent()
+    train(uninterrupted, np.random.default_rng(0), 4)
+    first = small_agent()
+    rng = np.random.default_rng(0)
+    train(first, rng, 1)
+    assert first.save(tmp_path, format="checkpoint") == str(tmp_path / "agent-1")
+    train(first, rng, 1)
+    assert first.save(tmp_path, format="checkpoint") == str(tmp_path / "agent-2")
+    assert sorted(os.listdir(tmp_path)) == [
+        "agent-1.data-00000-of-00001", "agent-1.index", "agent-2.data-00000-of-00001",
+        "agent-2.index", "agent.json", "checkpoint"]
+    assert (tmp_path / "checkpoint").read_text().splitlines() == [
+        'model_checkpoint_path: "agent-2"', 'all_model_checkpoint_paths: "agent-1"',
+        'all_model_checkpoint_paths: "agent-2"']
+    # Without a filename: the latest; with one, that checkpoint (Tensorforce's rules).
+    assert Agent.load(tmp_path, format="checkpoint").updates == 2
+    assert Agent.load(tmp_path).updates == 2
+    assert Agent.load(tmp_path, filename="agent-1").updates == 1
+    assert Agent.load(tmp_path, filename="agent-1.index", format="checkpoint").updates == 1
+    resumed = Agent.load(tmp_path, format="checkpoint")
+    train(resumed, rng, 2)
+    assert_same_state(resumed, uninterrupted)
+
+
+def get_saver_format(agent):
+    from kerasrl.saving import Saver
+
+    return next(p.format for p in agent._plugins if isinstance(p, Saver))
+
+
+def test_checkpoint_saver_numbers_by_counter_and_prunes_the_index(tmp_path):
+    agent = small_agent(saver=dict(directory=str(tmp_path), frequency=2, max_checkpoints=2))
+    train(agent, np.random.default_rng(6), 5)
+    assert get_saver_format(agent) == "checkpoint"  # Tensorforce's saver default
+    agent.close()
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".index")) == [
+        "agent-4.index", "agent-5.index"]
+    assert not (tmp_path / "agent-2.data-00000-of-00001").exists()
+    assert (tmp_path / "checkpoint").read_text().splitlines() == [
+        'model_checkpoint_path: "agent-5"', 'all_model_checkpoint_paths: "agent-4"',
+        'all_model_checkpoint_paths: "agent-5"']
+    assert Agent.load(tmp_path, format="checkpoint").updates == 5
+
+
+def test_checkpoint_index_is_data_not_a_path(tmp_path):
+    agent = small_agent()
+    agent.save(tmp_path, format="checkpoint")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    agent.save(outside, format="checkpoint")
+    (tmp_path / "agent-1.index").unlink()  # only the `checkpoint` file names it now
+    for hostile in ('model_checkpoint_path: "../outside/agent-1"\n',
+                    'model_checkpoint_path: "/etc/passwd"\n', "\x00garbage" * 1000):
+        (tmp_path / "checkpoint").write_text(hostile)
+        with pytest.raises(SaveError, match="no checkpoint"):
+            Agent.load(tmp_path, format="checkpoint")
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "agent-1"\n')
+    assert Agent.load(tmp_path, format="checkpoint").updates == 0  # the listed one is read
+    (tmp_path / "agent-1.index").write_text("{}")
+    (tmp_path / "agent-1.data-00000-of-00001").unlink()
+    with pytest.raises(SaveError, match="data file"):
+        Agent.load(tmp_path, filename="agent-1", format="checkpoint")

@@ -793,8 +793,39 @@ class Agent:
         pass
 
     def _finish_run(self, states: Any, slots: np.ndarray) -> int:
-        """Called by the `Runner` when a training run ends; returns updates performed."""
+        """Called by the `Runner` when a training run ends; returns updates performed.
+
+        The episodes of `slots` still running end at their last observed
+        timestep as if it had been observed with terminal 2 (aborted,
+        bootstrapped), as Tensorforce's Runner ends them with terminal 2: the
+        agent then holds no unfinished episode, so `experience`, `update` and
+        `save` work right after a run, and a later run starts clean.
+
+        Args:
+            states: The environments' current states, batched over `slots`
+                (what the next `act` would have received).
+            slots: The parallel slots of the run.
+
+        The cut episodes are not reported to the plugins (summaries, traces),
+        as the Runner does not count them in its statistics.
+        """
+        updates = self._end_run(states, slots)
+        running = slots[(self._episode_timesteps[slots] > 0) & ~self._awaiting_observe[slots]]
+        if len(running) == 0:
+            return updates
+        self._abort_episodes(running)
+        self._episode_timesteps[running] = 0
+        self._episode_return[running] = 0.0
+        self.episodes += len(running)
+        return updates
+
+    def _end_run(self, states: Any, slots: np.ndarray) -> int:
+        """Subclass hook of `_finish_run`: runs a deferred update; returns updates performed."""
         return 0
+
+    def _abort_episodes(self, slots: np.ndarray) -> None:
+        """Subclass hook: ends the episodes of `slots` at their last observed
+        timestep as an observe with terminal 2 would have."""
 
     def update(self) -> int:
         """Performs one update now, whatever the update frequency. Returns 1 if done."""
@@ -889,6 +920,9 @@ class Agent:
             directory: Target directory (created if needed).
             filename: Base name (default `config['name']`, i.e. `'agent'`).
             format: `'keras'` (full checkpoint, resumes training exactly),
+                `'checkpoint'` (the same, under Tensorforce's file names
+                `<filename>-<N>.index`/`.data-00000-of-00001` and a
+                `checkpoint` index; returns the prefix `<filename>-<N>`),
                 `'h5'`/`'hdf5'` or `'numpy'` (weights only, plus the spec JSON).
             append: `'timesteps'`, `'episodes'` or `'updates'`: add `-<counter>`.
         """

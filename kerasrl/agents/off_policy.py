@@ -498,6 +498,14 @@ class OffPolicyAgent(Agent):
                     self.memory.add(transitions)
         return self._maybe_update()
 
+    def _abort_episodes(self, slots: np.ndarray) -> None:
+        """The n-step windows of `slots` end as at terminal 2 (see `_observe_batch`)."""
+        gamma = self._gamma()
+        for slot in slots:
+            transitions = self._window.finish(int(slot), True, gamma)
+            if transitions is not None:
+                self.memory.add(transitions)
+
     def _maybe_update(self) -> int:
         if self._next_update is None or self.timesteps < self._next_update:
             return 0

@@ -940,7 +940,19 @@ class OnPolicyAgent(Agent):
         self._run_update()
         return updates + 1
 
-    def _finish_run(self, states: Any, slots: np.ndarray) -> int:
+    def _abort_episodes(self, slots: np.ndarray) -> None:
+        """The segments of `slots` end as at terminal 2: bootstrapped from the
+        last state's value when there is a baseline (see `_observe_batch`)."""
+        for slot in slots:
+            slot = int(slot)
+            position = self._buffer.position[slot]
+            if position == 0:  # cut by a deferred update at `_end_run`
+                continue
+            bootstrap = float(self._buffer.data["value"][slot, position - 1]) \
+                if self.has_baseline else None
+            self._finish_segment(slot, bootstrap, episode_end=True)
+
+    def _end_run(self, states: Any, slots: np.ndarray) -> int:
         """At the end of a `Runner` run: run a pending (deferred) update now.
 
         `states` are the environments' current states (what the next `act`

@@ -33,6 +33,7 @@ from kerasrl.errors import (
     EnvironmentFailure,
     InputError,
     KerasRLError,
+    NotSupportedError,
     SpecError,
     UnknownTypeError,
     _short,
@@ -45,8 +46,53 @@ from kerasrl.specs import Specs, ValueSpec, flatten, unflatten
 GYMNASIUM_KEYS = ("gym", "gymnasium", "openai_gym", "default")
 #: Registry of environment type keys; values are import paths (loaded lazily).
 ENVIRONMENTS: dict[str, str] = {
-    key: "kerasrl.environments.gymnasium.GymnasiumEnvironment" for key in GYMNASIUM_KEYS
+    **{key: "kerasrl.environments.gymnasium.GymnasiumEnvironment" for key in GYMNASIUM_KEYS},
+    "custom_cartpole": "kerasrl.environments.cartpole.CartPole",
 }
+#: Tensorforce's adapters that kerasrl does not provide: registry keys and
+#: class names, each with the reason and what to use instead.
+UNSUPPORTED_ENVIRONMENTS: dict[tuple[str, ...], str] = {
+    ("ale", "arcade_learning_environment", "ArcadeLearningEnvironment"): (
+        "Atari games are gymnasium environments through ale-py: `pip install ale-py`, then "
+        "Environment.create('ALE/Breakout-v5') (a gymnasium id, with gymnasium's own "
+        "frame skip, sticky actions and life handling)"),
+    ("retro", "openai_retro", "OpenAIRetro"): (
+        "gym-retro is unmaintained and needs Python <= 3.8 and gym < 0.26; stable-retro's "
+        "environments are gymnasium envs: pass one (or its id) to Environment.create"),
+    ("osim", "open_sim", "OpenSim"): (
+        "osim-rl needs the OpenSim conda package and gym < 0.26; wrap its environment in a "
+        "gymnasium.Env or an Environment subclass"),
+    ("ple", "pygame_learning_environment", "PyGameLearningEnvironment"): (
+        "the PyGame Learning Environment is unmaintained; wrap a game in a gymnasium.Env or "
+        "an Environment subclass"),
+    ("vizdoom", "ViZDoom"): (
+        "ViZDoom ships gymnasium environments: `import vizdoom.gymnasium_wrapper`, then "
+        "Environment.create('VizdoomBasic-v0')"),
+    ("carla", "carla_environment", "CARLAEnvironment"): (
+        "Tensorforce's CARLA adapter was itself unfinished; CARLA's gymnasium wrappers can be "
+        "passed to Environment.create"),
+}
+
+
+def unsupported_environment(name: str) -> NotSupportedError | None:
+    """The error for a Tensorforce adapter kerasrl does not provide, or None.
+
+    Args:
+        name: A registry key (`'ale'`) or a class name (`'OpenAIRetro'`).
+
+    Returns:
+        A `NotSupportedError` naming the reason, or None when `name` is not one
+        of them.
+    """
+    for names, reason in UNSUPPORTED_ENVIRONMENTS.items():
+        if name in names or name.lower() in names:
+            return NotSupportedError(
+                f"Environment {name!r} (Tensorforce's {names[-1]}) is not provided by "
+                f"kerasrl: {reason}."
+            )
+    return None
+
+
 #: Remote modes (see `kerasrl.environments.remote`).
 REMOTE_MODES = ("multiprocessing", "socket-client", "socket-server")
 
@@ -147,9 +193,12 @@ class Environment:
                 `"-1.0 if terminal == 1 else reward"`.
             remote: None, `'multiprocessing'` (a child process),
                 `'socket-client'` (connect to a server; `environment` must be
-                None) or `'socket-server'` (serve the environment until
-                stopped; returns None). Remote options in `kwargs`:
-                `timeout`, `max_frame_bytes`, `connect_timeout`, `auth_key`.
+                None) or `'socket-server'` (serve the environment; as in
+                Tensorforce it returns None once its client has closed;
+                `max_clients=n` serves n clients, `max_clients=None` until
+                stopped). Remote options in `kwargs`: `timeout`,
+                `max_frame_bytes`, `connect_timeout`, `auth_key`,
+                `max_clients`.
             blocking: Remote modes: `receive_execute()` waits for the reply.
             host: Socket modes: server address (servers bind 127.0.0.1 by
                 default).
@@ -675,6 +724,9 @@ def resolve_environment(
                     )
                 environment = target
                 continue
+            unsupported = unsupported_environment(environment)
+            if unsupported is not None:
+                raise unsupported
             imported = _import_environment(environment, from_file) if "." in environment \
                 else None
             if imported is not None:
@@ -867,6 +919,7 @@ class EnvironmentWrapper(Environment):
         self._previous_states = None
         self._full_checks = {"reset": _FULL_CHECKS, "execute": _FULL_CHECKS}
         self._seedable = None
+        self._indexed = None  # the vectorized protocol, after reset(num_parallel=N)
         self._pending_call = None
 
     # attribute forwarding ------------------------------------------------------
@@ -913,10 +966,10 @@ class EnvironmentWrapper(Environment):
         return self._max_episode_timesteps
 
     def is_vectorizable(self) -> bool:
-        return False
+        return bool(self._environment.is_vectorizable())
 
     def num_actors(self) -> int:
-        return 1
+        return self._environment.num_actors()
 
     def episode_return(self) -> float | None:
         return self._environment.episode_return()
@@ -946,21 +999,33 @@ class EnvironmentWrapper(Environment):
             )
         return self._seedable
 
-    def reset(self, seed: int | None = None) -> Any:
+    def reset(self, seed: int | None = None, num_parallel: int | None = None) -> Any:
         """Starts a new episode.
 
         Args:
             seed: Optional seed given to the environment's `reset`.
+            num_parallel: A vectorizable environment (`is_vectorizable()`):
+                start this many episodes side by side. `reset` then returns
+                `(indices, states_batch)` and `execute(actions_batch)`
+                returns `(indices, states_batch, terminal_batch,
+                reward_batch)`, validated and with `max_episode_timesteps`
+                enforced (see `kerasrl.environments.indexed`), until the next
+                `reset` without `num_parallel`.
 
         Returns:
             The validated initial states (an array for a singleton spec without
-            masks, else a dict).
+            masks, else a dict), or `(indices, states_batch)` (see
+            `num_parallel`).
 
         Raises:
-            ArgumentError: a seed for an environment whose reset takes none.
+            ArgumentError: a seed for an environment whose reset takes none, or
+                `num_parallel` for an environment that is not vectorizable.
             EnvironmentOutputError: invalid states.
         """
         self._timestep = None
+        if num_parallel is not None:
+            return self._reset_indexed(seed, num_parallel)
+        self._indexed = None
         if seed is None:
             states = self._environment.reset()
         else:
@@ -992,6 +1057,9 @@ class EnvironmentWrapper(Environment):
             InputError: an action outside the spec.
             EnvironmentOutputError: invalid states, terminal or reward.
         """
+        if self._indexed is not None:
+            indices, states, terminal, reward = self._indexed.execute(actions)
+            return indices, self._batch_form(states), terminal, reward
         if self._timestep is None:
             raise CallOrderError(
                 f"Environment {self}: execute() called before reset() (or after the episode "
@@ -1020,6 +1088,32 @@ class EnvironmentWrapper(Environment):
     def timestep(self) -> int | None:
         """Timesteps of the current episode (None outside an episode)."""
         return self._timestep
+
+    def _reset_indexed(self, seed: int | None, num_parallel: int) -> tuple:
+        from kerasrl.environments.indexed import IndexedEnvironment
+
+        if not self._environment.is_vectorizable():
+            raise ArgumentError.invalid(
+                "num_parallel", "None: the environment is not vectorizable", num_parallel,
+                where=f"environment {self}",
+            )
+        if self._reward_shaping is not None:
+            raise ArgumentError.invalid(
+                "reward_shaping", "None for a vectorizable or multi-actor environment",
+                self._reward_shaping, where=f"environment {self}",
+            )
+        if self._indexed is None or self._indexed.num_parallel != num_parallel:
+            self._indexed = IndexedEnvironment(self._environment, num_parallel=num_parallel,
+                                               max_episode_timesteps=self._max_episode_timesteps)
+        indices, states = self._indexed.reset(seed=seed)
+        return indices, self._batch_form(states)
+
+    def _batch_form(self, states: dict) -> Any:
+        """Batched states as `reset` gives single ones: an array for a singleton spec
+        without masks, else a dict (nested like the spec)."""
+        if self._states_specs.singleton and list(states) == ["state"]:
+            return states["state"]
+        return unflatten(states) if any("/" in name for name in states) else states
 
     # validation ------------------------------------------------------------------
     def _fail(self, function: str, what: str, expected: str, received: Any) -> KerasRLError:

@@ -12,7 +12,12 @@ registration points instead, and importing this package fills them:
 `import kerasrl` imports this package, so the registrations are in place
 before any agent exists. Its modules import only NumPy and kerasrl's own
 light modules at import time.
+
+`Runner` is exported as in Tensorforce (`from kerasrl.execution import
+Runner`), imported on first use.
 """
+
+from typing import Any
 
 from kerasrl.agents.agent import register_driver, register_plugin
 from kerasrl.execution import drivers
@@ -23,3 +28,13 @@ register_driver("fit", drivers.fit)
 register_driver("evaluate", drivers.evaluate)
 register_driver("pretrain", _pretrain)
 register_plugin("recorder", _create_recorder)
+
+__all__ = ["Runner"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Runner":
+        from kerasrl.execution.runner import Runner
+
+        return Runner
+    raise AttributeError(f"module 'kerasrl.execution' has no attribute '{name}'")

@@ -12,7 +12,7 @@ steps per second and the share of time spent inside the agent.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,8 +81,12 @@ class Runner:
     """Runs an agent on one or several environments.
 
     Args:
-        agent: An `Agent`, or an agent spec (str, dict, JSON file) created
-            with the environment's specs and `parallel_interactions=num_parallel`.
+        agent: An `Agent` (not closed by `close()`), an agent spec (str,
+            dict, JSON file) created with the environment's specs and
+            `parallel_interactions=num_parallel`, or a dict with `directory`
+            (and `filename`, `format`, ... of `Agent.load`): a saved agent,
+            loaded with that `parallel_interactions` (Tensorforce's
+            `Runner(agent=dict(directory=...))`).
         environment: Environment spec or instance.
         max_episode_timesteps: Passed to the created environments (default:
             the agent's `max_episode_timesteps` when it is shorter than the
@@ -114,10 +118,25 @@ class Runner:
 
     Attributes:
         episode_returns, episode_timesteps, episode_seconds,
-        episode_agent_seconds: Per finished training episode.
+        episode_agent_seconds: Per finished episode of the last `run` (new
+            lists each run, as in Tensorforce; after `run(evaluation=True)`
+            the returns and timesteps are the evaluation episodes').
+        episode_timestep, episode_return: Per environment, the timesteps and
+            return of its current episode (Tensorforce's; read them in
+            callbacks).
         aborted_episodes: Episodes aborted by a recovered environment failure.
-        evaluation_returns, evaluation_timesteps: Per evaluation episode.
+        evaluation_returns, evaluation_timesteps: Per evaluation episode of
+            the last `run` (in a training run without an evaluation
+            environment, the training lists, as in Tensorforce).
         timesteps, episodes, updates: Counters of the last `run`.
+
+    When a run stops while training episodes are still running (a timestep
+    or update limit, a callback, or the episode limit reached with other
+    environments mid-episode), each ends at its last observed timestep as
+    if observed with terminal 2, as Tensorforce's Runner ends them: the
+    agent holds no unfinished episode after `run`, so `agent.experience`,
+    `agent.update` and `agent.save` work right away. These cut episodes are
+    not counted in the runner's statistics.
 
     Example:
 
@@ -250,19 +269,20 @@ class Runner:
         # unless it is the user's instance).
         probe = self._indexed if self._indexed is not None else self._make_single(0)
         self._probe = probe
+        parallel_interactions = num_parallel - int(bool(evaluation))
+        self._owns_agent = not isinstance(agent, Agent)
         if isinstance(agent, Agent):
             self.agent = agent
-            self._owns_agent = False
+        elif isinstance(agent, Mapping) and "directory" in agent:
+            # Tensorforce: a saved agent, loaded with the runner's parallel_interactions.
+            self.agent = Agent.load(**{"parallel_interactions": parallel_interactions, **agent})
         else:
-            if isinstance(agent, dict) and "directory" in agent:
-                raise ArgumentError("Loading agents (agent=dict(directory=...)) is not available yet.")
             kwargs = dict(states=probe.states_spec.get_config(),
                           actions=probe.actions_spec.get_config())
             if probe.max_episode_timesteps is not None:
                 kwargs["max_episode_timesteps"] = probe.max_episode_timesteps
-            self.agent = Agent.create(
-                agent, parallel_interactions=num_parallel - int(bool(evaluation)), **kwargs)
-            self._owns_agent = True
+            self.agent = Agent.create(agent, parallel_interactions=parallel_interactions,
+                                      **kwargs)
         limit = self.agent.max_episode_timesteps
         if self._indexed is not None and max_episode_timesteps is None and limit is not None \
                 and (probe.max_episode_timesteps is None or probe.max_episode_timesteps > limit):
@@ -294,6 +314,8 @@ class Runner:
         self.episode_agent_seconds: list[float] = []
         self.evaluation_returns: list[float] = []
         self.evaluation_timesteps: list[int] = []
+        self.episode_timestep = np.zeros(self.num_parallel, np.int64)
+        self.episode_return = np.zeros(self.num_parallel)
         self.timesteps = self.episodes = self.updates = 0
 
     # ------------------------------------------------------------------ environments
@@ -314,6 +336,13 @@ class Runner:
         from kerasrl.environments.indexed import IndexedEnvironment, is_indexed
 
         resolved = resolve_environment(environment, max_episode_timesteps, None, {})
+        if resolved.kind == "wrapper" and is_indexed(resolved.value.environment):
+            # Environment.create's wrapper of a vectorizable or multi-actor environment.
+            wrapper = resolved.value
+            if num_parallel == 1 and wrapper.num_actors() == 1:
+                return None
+            return IndexedEnvironment(wrapper.environment, num_parallel=num_parallel,
+                                      max_episode_timesteps=wrapper.max_episode_timesteps())
         if resolved.kind == "instance":
             instance = resolved.value
         elif resolved.kind == "class":
@@ -543,7 +572,7 @@ class Runner:
         self._save_best_agent = save_best_agent
         self._evaluation_callback = evaluation_callback
         self._best_score: float | None = None
-        self.timesteps = self.episodes = self.updates = 0
+        self._fresh_statistics(evaluation)
         self._agent_seconds = 0.0
         self._start = time.perf_counter()
         self._stop = False
@@ -575,6 +604,26 @@ class Runner:
             self._progress.close()
         if self._keras is not None:
             self._keras.on_train_end({"episodes": self.episodes, "timesteps": self.timesteps})
+
+    def _fresh_statistics(self, evaluation: bool) -> None:
+        """Each run starts new statistics lists, shared as Tensorforce's Runner shares them.
+
+        In an evaluation run (`run(evaluation=True)`) `episode_returns` and
+        `episode_timesteps` are the evaluation lists; in a training run
+        without an evaluation environment, `evaluation_returns` and
+        `evaluation_timesteps` are the training lists.
+        """
+        self.timesteps = self.episodes = self.updates = 0
+        self.episode_returns, self.episode_timesteps = [], []
+        self.episode_seconds, self.episode_agent_seconds = [], []
+        if evaluation or self._evaluation_environment:
+            self.evaluation_returns, self.evaluation_timesteps = [], []
+            if evaluation:
+                self.episode_returns = self.evaluation_returns
+                self.episode_timesteps = self.evaluation_timesteps
+        else:
+            self.evaluation_returns = self.episode_returns
+            self.evaluation_timesteps = self.episode_timesteps
 
     def _progress_count(self) -> int:
         return {"episodes": self.episodes, "timesteps": self.timesteps,
@@ -676,6 +725,7 @@ class Runner:
             # Each environment runs a fixed share of the episodes (unbiased mean).
             quota = np.array([(self._limits[0] + i) // n for i in range(n)])
         states = env.reset()
+        self.episode_timestep, self.episode_return = episode_length, episode_return
         timestep_frequency = self._callback_timestep_frequency
         while not self._done():
             t0 = time.perf_counter()
@@ -715,8 +765,9 @@ class Runner:
                     break
             self._progress.update(self._progress_count(), self._stats())
         if not self._evaluation:
-            # An update deferred to the next act (timestep-unit rollouts) runs now.
+            # Episodes still running end here, as if observed with terminal 2.
             self._updated(agent._finish_run(states, slots))
+        episode_length[:] = 0
 
     def _run_indexed(self) -> None:
         """Steps a vectorizable or multi-actor environment: one batched call per step.
@@ -734,6 +785,7 @@ class Runner:
         timestep_frequency = self._callback_timestep_frequency
         indices = np.zeros((0,), np.int64)
         states: dict = {}
+        self.episode_timestep, self.episode_return = episode_length, episode_return
         while not self._done():
             if len(indices) == 0:
                 indices, states = env.reset(seed=seed)
@@ -773,8 +825,9 @@ class Runner:
                                            now - episode_start, episode_agent[i])
             self._progress.update(self._progress_count(), self._stats())
         if not self._evaluation and len(indices):
-            # The run stopped mid-episode: a deferred update runs now.
+            # Episodes still running end here, as if observed with terminal 2.
             self._updated(agent._finish_run(states, indices))
+        episode_length[:] = 0
 
     def _run_in_turn(self) -> None:
         """Steps single environments: local ones in turn, remote ones whenever ready."""
@@ -793,6 +846,7 @@ class Runner:
         episode_agent = np.zeros(n)
         waiting = [False] * n  # sync_episodes: finished, waiting for the others
         pending = [False] * n  # remote: an execute is in flight
+        self.episode_timestep, self.episode_return = episode_length, episode_return
 
         def evaluating(i: int) -> bool:
             return self._evaluation or i == evaluation_index
@@ -876,6 +930,11 @@ class Runner:
                 if not evaluating(i):
                     terminal = np.where(terminal == 0, 2, terminal)
                     self._updated(agent.observe(reward, terminal, parallel=[i]))
+        # Episodes still running end here, as if observed with terminal 2.
+        for i in range(n):
+            if not evaluating(i):
+                self._updated(agent._finish_run(states[i], np.array([i])))
+        episode_length[:] = 0
 
     def close(self) -> None:
         """Closes the environments the runner created (and the agent if it created it)."""

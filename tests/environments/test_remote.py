@@ -41,7 +41,7 @@ def _start_server(*args, env=None, environment=("gym", "--level", "CartPole-v1")
     environ.update(env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "kerasrl", "run", "--environment", *environment,
-         "--remote", "socket-server", "--port", str(port), *args],
+         "--remote", "socket-server", "--port", str(port), "--max-clients", "0", *args],
         env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     line = process.stdout.readline()  # "kerasrl: serving environment ... on host:port"
@@ -397,6 +397,43 @@ def test_killed_server_raises_environment_failure():
             env.execute(0)
         assert time.monotonic() - start < 5
         env.close()
+    finally:
+        if process.poll() is None:
+            _stop(process)
+
+
+# ------------------------------------------------------- one-client servers (Tensorforce)
+def test_socket_servers_in_threads_return_after_their_client_closes():
+    # Tensorforce's examples/parallelization.py: two servers started in
+    # threads with Environment.create(remote='socket-server'); the run ends
+    # and so do the threads once the Runner closes its clients.
+    import threading
+
+    ports = [_free_port(), _free_port()]
+    threads = [threading.Thread(target=Environment.create, kwargs=dict(
+        environment="CartPole-v1", remote="socket-server", port=port), daemon=True)
+        for port in ports]
+    for thread in threads:
+        thread.start()
+    runner = Runner(agent="random", num_parallel=2, remote="socket-client", host="127.0.0.1",
+                    port=ports)
+    runner.run(num_episodes=3, use_tqdm=False)
+    runner.close()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert runner.episodes >= 3
+
+
+def test_cli_socket_server_exits_after_one_client_unless_told_otherwise():
+    process, port = _start_server("--max-clients", "1")
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=0.5)  # still serving: no client yet
+        client = Environment.create(remote="socket-client", host="127.0.0.1", port=port)
+        client.reset()
+        client.close()
+        assert process.wait(timeout=10) == 0
     finally:
         if process.poll() is None:
             _stop(process)

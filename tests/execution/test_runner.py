@@ -62,16 +62,16 @@ def test_agent_from_spec(runner):
 
 @pytest.mark.parametrize("batch_agent_calls", [True, False])
 def test_num_episodes(runner, batch_agent_calls):
-    returns = len(runner.episode_returns)
+    returns = 0  # each run starts new statistics lists (Tensorforce)
     episodes = runner.agent.episodes
     runner.run(num_episodes=7, batch_agent_calls=batch_agent_calls, use_tqdm=False)
     assert runner.episodes == 7
-    if batch_agent_calls:
-        # Episodes ending on the same step as the 7th were observed by the agent
-        # (one batched observe) but are not counted by the runner.
-        assert episodes + 7 <= runner.agent.episodes <= episodes + 7 + runner.num_parallel - 1
-    else:
-        assert runner.agent.episodes == episodes + 7
+    # The other environments' episodes still running when the 7th ends are
+    # observed by the agent with terminal 2 (Tensorforce's Runner), but are
+    # not counted by the runner: the agent holds no unfinished episode.
+    assert episodes + 7 <= runner.agent.episodes <= episodes + 7 + runner.num_parallel - 1
+    assert not runner.agent._episode_timesteps.any()
+    assert not runner.agent._awaiting_observe.any()
     assert len(runner.episode_returns) == returns + 7
     assert len(runner.episode_timesteps) == len(runner.episode_returns)
     new = runner.episode_timesteps[returns:]
@@ -130,13 +130,16 @@ def test_evaluation_does_not_learn(runner):
     runner.run(num_episodes=1, use_tqdm=False)  # any unfinished episode is reset
     timesteps, episodes, updates = agent.timesteps, agent.episodes, agent.updates
     weights = [np.array(w) for w in agent.policy_model.get_weights()]
-    training_returns = len(runner.episode_returns)
-    evaluations = len(runner.evaluation_returns)
+    training_returns = runner.episode_returns
+    assert runner.evaluation_returns is training_returns  # Tensorforce shares them
     runner.run(num_episodes=4, evaluation=True, use_tqdm=False)
     assert runner.episodes == 4
-    assert len(runner.evaluation_returns) == evaluations + 4
+    assert len(runner.evaluation_returns) == 4
     assert len(runner.evaluation_timesteps) == len(runner.evaluation_returns)
-    assert len(runner.episode_returns) == training_returns
+    # Tensorforce: after an evaluation run, episode_returns are the evaluation's.
+    assert runner.episode_returns is runner.evaluation_returns
+    assert runner.episode_timesteps is runner.evaluation_timesteps
+    assert len(training_returns) == 1
     assert (agent.timesteps, agent.episodes, agent.updates) == (timesteps, episodes, updates)
     for before, after in zip(weights, agent.policy_model.get_weights()):
         np.testing.assert_array_equal(before, np.array(after))

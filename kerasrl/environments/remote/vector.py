@@ -70,6 +70,8 @@ def create_remote(environment: Any, max_episode_timesteps: Any, reward_shaping: 
         return SocketEnvironment(host if host is not None else "127.0.0.1", port,
                                  blocking=blocking, **options)
     options.pop("connect_timeout", None)
+    # Tensorforce's socket server serves one client and returns when it closes.
+    kwargs.setdefault("max_clients", 1)
     serve(environment, max_episode_timesteps, reward_shaping,
           host=host if host is not None else "127.0.0.1",
           port=port if port is not None else 65432, **options, **kwargs)
