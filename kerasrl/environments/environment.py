@@ -176,7 +176,9 @@ class Environment:
             environment: A gymnasium id (`'CartPole-v1'`, or versionless
                 `'CartPole'` for the latest version), a registry key
                 (`'gym'`, `'gymnasium'`, `'openai_gym'`, `'default'`, with
-                `level=...`), a `gymnasium.Env` instance or class, an
+                `level=...`; `'custom_cartpole'`, see
+                `kerasrl.environments.cartpole`), a `gymnasium.Env` instance
+                or class, an
                 `Environment` subclass (instantiated with `kwargs`) or
                 instance, a dict (`environment`/`type` key plus arguments,
                 `max_episode_timesteps`, `reward_shaping`), a JSON file path
