@@ -261,10 +261,10 @@ def _listed_checkpoints(directory: str) -> list[str]:
     except OSError:
         return []
     stems: list[str] = []
-    for match in re.finditer(r'^(model|all_model)_checkpoint_paths?: "([^"/\\]+)"\s*$', text,
+    for match in re.finditer(r'^all_model_checkpoint_paths: "([^"/\\]+)"\s*$', text,
                              re.MULTILINE):
-        if match[1] == "all_model" and match[2] not in stems:
-            stems.append(match[2])
+        if match[1] not in stems:
+            stems.append(match[1])
     latest = re.search(r'^model_checkpoint_path: "([^"/\\]+)"\s*$', text, re.MULTILINE)
     if latest and latest[1] in stems:  # the latest last
         stems.remove(latest[1])

@@ -42,10 +42,7 @@ def np_dtype(dtype: str) -> type:
     Raises:
         ArgumentError: for another type.
     """
-    if dtype not in np_dtype_mapping:
-        raise ArgumentError.invalid("dtype", f"one of {sorted(np_dtype_mapping)}", dtype,
-                                    where="util.np_dtype")
-    return np_dtype_mapping[dtype]
+    return _lookup(np_dtype_mapping, dtype, "util.np_dtype")
 
 
 def py_dtype(dtype: str) -> type:
@@ -60,10 +57,13 @@ def py_dtype(dtype: str) -> type:
     Raises:
         ArgumentError: for another type.
     """
-    if dtype not in _PY_DTYPES:
-        raise ArgumentError.invalid("dtype", f"one of {sorted(_PY_DTYPES)}", dtype,
-                                    where="util.py_dtype")
-    return _PY_DTYPES[dtype]
+    return _lookup(_PY_DTYPES, dtype, "util.py_dtype")
+
+
+def _lookup(table: dict[str, type], dtype: Any, where: str) -> type:
+    if dtype not in table:
+        raise ArgumentError.invalid("dtype", f"one of {sorted(table)}", dtype, where=where)
+    return table[dtype]
 
 
 def is_iterable(x: Any) -> bool:

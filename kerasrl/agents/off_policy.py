@@ -492,19 +492,20 @@ class OffPolicyAgent(Agent):
         if ended.any():
             gamma = self._gamma()
             for slot, code in zip(slots[ended], terminal[ended]):
-                bootstrap = code == 2 or self.predict_terminal_values
-                transitions = self._window.finish(int(slot), bool(bootstrap), gamma)
-                if transitions is not None:
-                    self.memory.add(transitions)
+                self._end_window(int(slot), code == 2 or self.predict_terminal_values, gamma)
         return self._maybe_update()
+
+    def _end_window(self, slot: int, bootstrap: bool, gamma: float) -> None:
+        """Ends the n-step window of `slot`; its remaining transitions go to memory."""
+        transitions = self._window.finish(slot, bool(bootstrap), gamma)
+        if transitions is not None:
+            self.memory.add(transitions)
 
     def _abort_episodes(self, slots: np.ndarray) -> None:
         """The n-step windows of `slots` end as at terminal 2 (see `_observe_batch`)."""
         gamma = self._gamma()
         for slot in slots:
-            transitions = self._window.finish(int(slot), True, gamma)
-            if transitions is not None:
-                self.memory.add(transitions)
+            self._end_window(int(slot), True, gamma)
 
     def _maybe_update(self) -> int:
         if self._next_update is None or self.timesteps < self._next_update:

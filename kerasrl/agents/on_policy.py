@@ -911,12 +911,7 @@ class OnPolicyAgent(Agent):
             reward = self._reward_processing(reward).astype(np.float32)
         self._buffer.write(slots, {"reward": reward}, advance=True)
         for slot, code in zip(slots[terminal > 0], terminal[terminal > 0]):
-            position = self._buffer.position[slot]
-            last_value = float(self._buffer.data["value"][slot, position - 1])
-            bootstrap = None
-            if self.has_baseline and (code == 2 or self.predict_terminal_values):
-                bootstrap = last_value
-            self._finish_segment(int(slot), bootstrap, episode_end=True)
+            self._end_episode_segment(int(slot), int(code))
             if self._pending_slots is not None:
                 self._pending_slots.discard(int(slot))
         if self._next_update is None or self._pending_slots is not None or self._update_due:
@@ -940,17 +935,21 @@ class OnPolicyAgent(Agent):
         self._run_update()
         return updates + 1
 
-    def _abort_episodes(self, slots: np.ndarray) -> None:
-        """The segments of `slots` end as at terminal 2: bootstrapped from the
-        last state's value when there is a baseline (see `_observe_batch`)."""
-        for slot in slots:
-            slot = int(slot)
+    def _end_episode_segment(self, slot: int, terminal: int) -> None:
+        """Ends the episode of `slot` with `terminal` 1 or 2: its segment is stored,
+        bootstrapped from the last state's value for an abort (2) or with
+        `predict_terminal_values`, when there is a baseline."""
+        bootstrap = None
+        if self.has_baseline and (terminal == 2 or self.predict_terminal_values):
             position = self._buffer.position[slot]
-            if position == 0:  # cut by a deferred update at `_end_run`
-                continue
-            bootstrap = float(self._buffer.data["value"][slot, position - 1]) \
-                if self.has_baseline else None
-            self._finish_segment(slot, bootstrap, episode_end=True)
+            bootstrap = float(self._buffer.data["value"][slot, position - 1])
+        self._finish_segment(slot, bootstrap, episode_end=True)
+
+    def _abort_episodes(self, slots: np.ndarray) -> None:
+        """The segments of `slots` end as at terminal 2 (see `_end_episode_segment`)."""
+        for slot in slots:
+            if self._buffer.position[slot] > 0:  # else cut by a deferred update at `_end_run`
+                self._end_episode_segment(int(slot), 2)
 
     def _end_run(self, states: Any, slots: np.ndarray) -> int:
         """At the end of a `Runner` run: run a pending (deferred) update now.
