@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kerasrl import registry
+from kerasrl import parameters, registry
 from kerasrl.agents.io import StateParser, format_actions
 from kerasrl.errors import (
     ArgumentError,
@@ -30,6 +30,10 @@ from kerasrl.specs import Specs, check_action_specs_bounds
 from kerasrl.validation import check_int
 
 logger = logging.getLogger("kerasrl")
+
+#: The key of the variable-noise value among an act program's exploration values
+#: (not a valid Tensorforce name, so no action can be called so).
+VARIABLE_NOISE = "<variable_noise>"
 
 # Agent registry: filled lazily to avoid importing every algorithm up front.
 AGENTS: dict[str, str] = {
@@ -783,11 +787,52 @@ class Agent:
         return {**cache, **masks}
 
     def _exploration_values(self, independent: bool) -> dict:
-        """The exploration value per action: now, or the final one for independent acting."""
+        """The exploration value per action: now, or the final one for independent acting.
+
+        With variable noise, its value is under the key `VARIABLE_NOISE` too.
+        """
+        schedules = self.exploration
+        if self.variable_noise is not None:
+            schedules = {**schedules, VARIABLE_NOISE: self.variable_noise}
         if independent:
-            return {k: np.float32(p.final_value()) for k, p in self.exploration.items()}
+            return {k: np.float32(p.final_value()) for k, p in schedules.items()}
         counters = self._counters()
-        return {k: np.float32(p.value(counters)) for k, p in self.exploration.items()}
+        return {k: np.float32(p.value(counters)) for k, p in schedules.items()}
+
+    def _parse_variable_noise(self, spec: Any) -> None:
+        """Sets `variable_noise`: a parameter (stddev >= 0), or None when it is constantly 0."""
+        parameter = parameters.create(0.0 if spec is None else spec, "variable_noise", low=0.0,
+                                      where=f"agent '{self.agent_type}'")
+        self.variable_noise = (
+            None if parameter.is_constant() and parameter.value() == 0.0 else parameter)
+
+    def _call_policy(self, model: Any, states: Any, exploration: dict, deterministic: bool,
+                     seed: Any) -> Any:
+        """`model(states)` inside an act program, with Tensorforce's variable noise.
+
+        When sampling (not `deterministic`) with `variable_noise` σ, every
+        trainable weight `w` of `model` is read as `w + σ·ε`, `ε ~ N(0, I)`,
+        drawn once per act call (shared by the batch) and never assigned: the
+        weights themselves stay as they are (Tensorforce adds the noise before
+        acting and subtracts it afterwards).
+        """
+        from kerasrl import backend as kbackend
+
+        if deterministic or self.variable_noise is None:
+            return kbackend.call_model(model, states)
+        import keras
+
+        stddev = exploration[VARIABLE_NOISE]
+        mapping = []
+        for variable in model.variables:
+            value = variable.value
+            if variable.trainable:
+                noise = keras.random.normal(tuple(variable.shape), dtype=variable.dtype,
+                                            seed=seed)
+                value = value + noise * keras.ops.cast(stddev, variable.dtype)
+            mapping.append((variable, value))
+        with keras.StatelessScope(state_mapping=mapping, initialize_variables=False):
+            return kbackend.call_model(model, states)
 
     def _reset_buffers(self) -> None:
         pass

@@ -93,7 +93,8 @@ class DDPG(ContinuousActorCritic):
         entropy_regularization: Accepted and ignored (deterministic actor).
         exploration: Standard deviation of the Gaussian noise on normalized
             actions (parameter or dict per action; default 0.1).
-        variable_noise: Must be 0.
+        variable_noise: Standard deviation of the Gaussian noise on the policy
+            weights while sampling (parameter-space exploration, default 0).
         target_update_weight: Polyak τ of the targets (default 0.005; 1.0
             copies).
         target_sync_frequency: Target update every this many gradient steps.
@@ -162,7 +163,7 @@ class DDPG(ContinuousActorCritic):
     ):
         arguments = self._constructor_arguments(locals())
         name = self.agent_type
-        self._check_unsupported(variable_noise, return_processing, entropy_regularization)
+        self._check_unsupported(return_processing, entropy_regularization)
         network = network_of_policy(network, policy, "parametrized_distributions")
         for key, value in (("target_policy_noise", target_policy_noise),
                            ("target_noise_clip", target_noise_clip)):
@@ -247,7 +248,9 @@ class DDPG(ContinuousActorCritic):
         return self._squash(self._flat_params(params, "mean"))
 
     def _act_program(self, states, masks, exploration, deterministic: bool):
-        y = self._actor_output(self.policy_model, states)
+        params = self._call_policy(self.policy_model, states, exploration, deterministic,
+                                   self._act_seed)
+        y = self._squash(self._flat_params(params, "mean"))
         if not deterministic and any(self._explores(name) for name in self.actions_spec):
             y = self._exploration_noise(y, exploration)
         return self._denormalize(y)

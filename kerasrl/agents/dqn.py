@@ -103,7 +103,8 @@ class DQN(OffPolicyAgent):
             ignored (a Q-network has no entropy).
         exploration: ε of ε-greedy (parameter, or dict per action name);
             default `DEFAULT_EXPLORATION`.
-        variable_noise: Must be 0.
+        variable_noise: Standard deviation of the Gaussian noise on the policy
+            weights while sampling (parameter-space exploration, default 0).
         update: Tensorforce's update dict instead of `batch_size`,
             `update_frequency`, `start_updating`.
         multi_step: Gradient steps per update, each on a fresh minibatch
@@ -159,7 +160,7 @@ class DQN(OffPolicyAgent):
         **kwargs: Any,
     ):
         arguments = self._constructor_arguments(locals())
-        self._check_unsupported(variable_noise, return_processing, entropy_regularization)
+        self._check_unsupported(return_processing, entropy_regularization)
         network = network_of_policy(network, policy, "parametrized_value_policy")
         if huber_loss is not None and not (is_number(huber_loss) and in_range(
                 float(huber_loss), 0.0, None, low_open=True)):
@@ -276,7 +277,8 @@ class DQN(OffPolicyAgent):
 
     # ------------------------------------------------------------------ compiled programs
     def _act_program(self, states, masks, exploration, deterministic: bool):
-        params = kbackend.call_model(self.q_model, states)
+        params = self._call_policy(self.q_model, states, exploration, deterministic,
+                                   self._act_seed)
         actions = {}
         for action_name in self._q_specs:
             mask = masks.get(action_name)

@@ -135,7 +135,7 @@ _NOT_STORED = ("self", "states", "actions", "max_episode_timesteps", "kwargs",
 #: Keyword arguments of `OffPolicyAgent.__init__` that the agents pass on.
 _BASE_ARGUMENTS = ("memory", "batch_size", "update_frequency", "start_updating", "update",
                    "multi_step", "discount", "horizon", "predict_terminal_values",
-                   "reward_processing", "exploration", "target_update_weight",
+                   "reward_processing", "exploration", "variable_noise", "target_update_weight",
                    "target_sync_frequency", "l2_regularization")
 
 
@@ -191,6 +191,7 @@ class OffPolicyAgent(Agent):
         predict_terminal_values: bool,
         reward_processing: Any,
         exploration: Any,
+        variable_noise: Any,
         target_update_weight: Any,
         target_sync_frequency: Any,
         l2_regularization: Any,
@@ -239,6 +240,7 @@ class OffPolicyAgent(Agent):
         self.predict_terminal_values = bool(predict_terminal_values)
         self._reward_processing = clipping(reward_processing, "reward_processing")
         self.exploration = self._parse_exploration(exploration)
+        self._parse_variable_noise(variable_noise)
 
         self._mask_names = [n for n, s in self.actions_spec.items()
                             if s.type == "int" and s.num_values is not None]
@@ -320,20 +322,16 @@ class OffPolicyAgent(Agent):
         return {k: arguments[k] for k in _BASE_ARGUMENTS}
 
     @classmethod
-    def _check_unsupported(cls, variable_noise: Any, return_processing: Any = None,
+    def _check_unsupported(cls, return_processing: Any = None,
                            entropy_regularization: Any = None) -> None:
         """Checks the Tensorforce arguments the off-policy agents do not support.
 
         A non-zero `entropy_regularization` only warns (it is ignored).
 
         Raises:
-            ArgumentError: `variable_noise` is not 0 or `return_processing` is given.
+            ArgumentError: `return_processing` is given.
         """
         name = cls.agent_type
-        if variable_noise not in (0, 0.0, None):
-            raise ArgumentError.invalid(
-                "variable_noise", "0.0 (parameter noise is not available yet)", variable_noise
-            )
         if return_processing is not None:
             raise ArgumentError.invalid(
                 "return_processing", f"None (agent '{name}' has no returns to process)",

@@ -207,6 +207,9 @@ class OnPolicyAgent(Agent):
         memory: `'minimum'` or a capacity in timesteps.
         entropy_regularization, l2_regularization: Loss coefficients (parameters).
         exploration: Exploration (parameter, or dict per action name).
+        variable_noise: Standard deviation (a parameter) of the Gaussian noise
+            added to every trainable policy weight while sampling actions
+            (parameter-space exploration; weights are not changed).
         predict_terminal_values: Bootstrap true terminals too.
         advantage_processing: None or `'normalize'` (alias
             `dict(type='batch_normalization')`): standardize advantages per batch.
@@ -274,10 +277,6 @@ class OnPolicyAgent(Agent):
                     "num_values", "a positive int for an int action", None,
                     where=f"action '{name}'",
                 )
-        if variable_noise not in (0, 0.0, None):
-            raise ArgumentError.invalid(
-                "variable_noise", "0.0 (parameter noise is not available yet)", variable_noise
-            )
         if policy is not None:
             if network != "auto":
                 raise ArgumentError(
@@ -329,6 +328,7 @@ class OnPolicyAgent(Agent):
         self._reward_processing = clipping(reward_processing, "reward_processing")
         self._return_processing = clipping(return_processing, "return_processing")
         self.exploration = self._parse_exploration(exploration)
+        self._parse_variable_noise(variable_noise)
 
         # ---------------------------------------------------------------- networks
         self.network_builder = NetworkBuilder()
@@ -532,7 +532,8 @@ class OnPolicyAgent(Agent):
 
     # ------------------------------------------------------------------ compiled programs
     def _act_program(self, states, masks, exploration, deterministic: bool, with_value: bool):
-        params = kbackend.call_model(self.policy_model, states)
+        params = self._call_policy(self.policy_model, states, exploration, deterministic,
+                                   self._act_seed)
         actions = {}
         log_prob = None
         for name, dist in self.distributions.items():

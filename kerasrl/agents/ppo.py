@@ -77,6 +77,8 @@ class PPO(OnPolicyAgent):
         l2_regularization, entropy_regularization: Loss coefficients.
         state_preprocessing: Default `'linear_normalization'`.
         exploration: Extra exploration (default 0).
+        variable_noise: Standard deviation of the Gaussian noise on the policy
+            weights while sampling (default 0, see `OnPolicyAgent`).
         optimizer: Optimizer type or dict instead of Adam (keras optimizer
             name and kwargs; `learning_rate`, `multi_step` and
             `subsampling_fraction` above still apply unless given here).

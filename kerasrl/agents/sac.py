@@ -93,7 +93,8 @@ class SAC(ContinuousActorCritic):
         reward_processing: None or `dict(type='clipping', lower, upper)`.
         l2_regularization: L2 penalty on the actor's kernels (parameter).
         exploration: Extra Gaussian noise on normalized actions (default 0).
-        variable_noise: Must be 0.
+        variable_noise: Standard deviation of the Gaussian noise on the policy
+            weights while sampling (parameter-space exploration, default 0).
         target_update_weight: Polyak τ (default 0.005).
         target_sync_frequency: Target update every this many gradient steps.
         update: Tensorforce's update dict instead of `batch_size`,
@@ -153,7 +154,6 @@ class SAC(ContinuousActorCritic):
     ):
         arguments = self._constructor_arguments(locals())
         name = self.agent_type
-        self._check_unsupported(variable_noise)
         network = network_of_policy(network, policy, "parametrized_distributions")
         where = f"agent '{name}'"
         if alpha != "auto":
@@ -251,7 +251,8 @@ class SAC(ContinuousActorCritic):
         return y, log_prob - correction
 
     def _act_program(self, states, masks, exploration, deterministic: bool):
-        params = kbackend.call_model(self.policy_model, states)
+        params = self._call_policy(self.policy_model, states, exploration, deterministic,
+                                   self._act_seed)
         if deterministic:
             y = self._squash(self._flat_params(params, "mean"))
         else:

@@ -78,7 +78,7 @@ def test_registry_and_config_roundtrip(key, cls):
     (dict(memory=None), "memory"),
     (dict(batch_size=101), "batch_size"),
     (dict(unknown_argument=3), "unknown_argument"),
-    (dict(variable_noise=0.5), "variable_noise"),
+    (dict(variable_noise=-0.5), "variable_noise"),
     (dict(target_update_weight=1.5), "target_update_weight"),
     (dict(critic_optimizer=-1.0), "critic_optimizer"),
     (dict(optimizer=dict(type="adam", multi_step=3)), "optimizer"),

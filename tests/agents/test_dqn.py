@@ -105,7 +105,7 @@ def test_default_exploration_decays():
     (dict(batch_size=200), "batch_size"),
     (dict(batch_size=None), "batch_size"),
     (dict(bogus_argument=1), "bogus_argument"),
-    (dict(variable_noise=0.1), "variable_noise"),
+    (dict(variable_noise=-0.1), "variable_noise"),
     (dict(huber_loss=-1.0), "huber_loss"),
     (dict(target_update_weight=0.0), "target_update_weight"),
     (dict(target_sync_frequency=0), "target_sync_frequency"),

@@ -10,9 +10,9 @@ refuses any action of the wrong dtype, shape or bounds, or a masked one.
 Each scenario is one generic agent spec of §9.2 (reward estimation, memories,
 objectives, optimizers): a Runner run of two updates, episodes through
 `act(independent=True)` + `experience` + `update`, then save and load, and one
-act of the loaded agent. Tensorforce's base spec also has a recurrent policy,
-`variable_noise` and `tracking='all'`, which kerasrl does not have yet (their
-own issues); the scenarios drop those keys.
+act of the loaded agent. Tensorforce's base spec also has a recurrent policy
+and `tracking='all'`, which kerasrl does not have yet (their own issues); the
+scenarios drop those keys.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class MockEnvironment(Environment):
         return self._random_states(), bool(terminal), float(self._rng.uniform(-1.0, 1.0))
 
 
-#: The base spec of §9.1 (without the recurrent policy, variable noise and tracking).
+#: The base spec of §9.1 (without the recurrent policy and tracking).
 BASE = dict(
     policy=dict(network=dict(type="auto", size=8, depth=1), distributions=dict(
         int_action2=dict(type="categorical", temperature_mode="predicted"),
@@ -136,7 +136,7 @@ BASE = dict(
     baseline_optimizer=dict(optimizer="adam", learning_rate=1e-3),
     baseline_objective="state_value", l2_regularization=0.01, entropy_regularization=0.01,
     state_preprocessing="linear_normalization", exploration=0.01,
-    config=dict(seed=0),
+    variable_noise=0.01, config=dict(seed=0),
 )
 
 
@@ -151,9 +151,6 @@ def _unittest(tmp_path, states=STATES, actions=ACTIONS, **changes) -> None:
         runner.run(num_updates=2, use_tqdm=False)
         runner.close()
         assert agent.updates >= 2
-        # Tensorforce's Runner observes a stopped episode as aborted (terminal 2);
-        # kerasrl's leaves it open (issue #16), so it is forgotten here.
-        agent.reset()
         # act(independent=True) episodes, then experience + update
         for deterministic in (True, False):
             episode = dict(states=[], internals=[], actions=[], terminal=[], reward=[])
