@@ -110,3 +110,109 @@ def export(agent, path: str) -> str:
         model.save(keras_path)
         os.replace(keras_path, temporary)
     return path
+
+
+def export_saved_model(agent, path: str) -> str:
+    """Writes a TensorFlow SavedModel of `agent`'s act to the directory `path`.
+
+    As Tensorforce's `format='saved-model'`: an act-only module, loaded for
+    inference without kerasrl by `tf.saved_model.load(path)`, with
+    `act(states, auxiliaries, deterministic)` on batched inputs: `states` an
+    array (one state) or a dict of arrays, `auxiliaries` `{'mask': ...}` for
+    one action or `{action: {'mask': ...}}` (or `{}`: no masks), and
+    `deterministic` a Python bool (the mode, or a sample). It returns the
+    actions (an array, or a dict). The `serving_default` signature takes the
+    states and the `<action>_mask` inputs by name and returns the
+    deterministic actions by name.
+
+    Only on the TensorFlow backend (a SavedModel holds TensorFlow functions).
+
+    Raises:
+        ArgumentError: the agent has no policy network.
+        SaveError: another backend, or the directory could not be written.
+    """
+    import shutil
+    import tempfile
+
+    from kerasrl.errors import SaveError
+
+    if not hasattr(agent, "policy_model") or not hasattr(agent, "distributions"):
+        raise ArgumentError(f"Agent '{agent.agent_type}' has no policy network to export.")
+    if keras.backend.backend() != "tensorflow":
+        raise SaveError(
+            "format='saved-model' writes a TensorFlow SavedModel and needs "
+            f"KERAS_BACKEND=tensorflow (this is '{keras.backend.backend()}'); on this backend "
+            "use agent.export('policy.keras') (a Keras model with the deterministic act) or "
+            "format='keras'."
+        )
+    import tensorflow as tf
+
+    agent._sync_weights()
+    states_spec, actions_spec = agent.states_spec, agent.actions_spec
+    dtypes = {"float": tf.float32, "int": tf.int32, "bool": tf.bool}
+    state_specs = {name: tf.TensorSpec((None,) + tuple(spec.shape), dtypes[spec.type])
+                   for name, spec in states_spec.items()}
+    masked = [name for name, spec in actions_spec.items() if spec.type == "int"]
+    mask_specs = {name: tf.TensorSpec((None,) + tuple(actions_spec[name].mask_shape()), tf.bool)
+                  for name in masked}
+    seed = keras.random.SeedGenerator(agent.config.get("seed") or 0)
+
+    def actions_of(states: dict, masks: dict, deterministic: bool) -> dict:
+        params = agent.policy_model(states)
+        return {
+            name: dist.mode(params[name], mask=masks.get(name)) if deterministic
+            else dist.sample(params[name], seed, mask=masks.get(name))
+            for name, dist in agent.distributions.items()
+        }
+
+    def act(states, auxiliaries, deterministic):
+        if states_spec.singleton:
+            states = {states_spec.singleton_name: states}
+        if actions_spec.singleton:
+            auxiliaries = {actions_spec.singleton_name: auxiliaries} if auxiliaries else {}
+        masks = {name: value["mask"] for name, value in auxiliaries.items() if "mask" in value}
+        actions = actions_of(states, masks, deterministic)
+        return actions[actions_spec.singleton_name] if actions_spec.singleton else actions
+
+    def serve(**inputs):
+        states = {name: inputs[name.replace("/", ".")] for name in states_spec}
+        masks = {name: inputs[f"{name.replace('/', '.')}_mask"] for name in masked}
+        return {name.replace("/", "."): value
+                for name, value in actions_of(states, masks, True).items()}
+
+    module = tf.Module()
+    module.policy = agent.policy_model
+    module.seed_state = seed.state
+    module.act = tf.function(act)
+    states_argument = (state_specs[states_spec.singleton_name] if states_spec.singleton
+                       else state_specs)
+    auxiliaries_arguments = [{}]
+    if masked:
+        auxiliaries_arguments.append(
+            {"mask": mask_specs[actions_spec.singleton_name]} if actions_spec.singleton
+            else {name: {"mask": spec} for name, spec in mask_specs.items()})
+    for auxiliaries in auxiliaries_arguments:
+        for deterministic in (True, False):
+            module.act.get_concrete_function(states_argument, auxiliaries, deterministic)
+    signature = {name.replace("/", "."): tf.TensorSpec(spec.shape, spec.dtype,
+                                                       name=name.replace("/", "."))
+                 for name, spec in state_specs.items()}
+    signature.update({f"{name.replace('/', '.')}_mask": tf.TensorSpec(
+        spec.shape, spec.dtype, name=f"{name.replace('/', '.')}_mask")
+        for name, spec in mask_specs.items()})
+    serving = tf.function(serve).get_concrete_function(**signature)
+    path = os.path.abspath(os.fspath(path))
+    os.makedirs(path, exist_ok=True)
+    # Written beside, then moved in entry by entry: other files of the
+    # directory stay, and a failed export leaves the previous one whole.
+    temporary = tempfile.mkdtemp(dir=path, prefix=".tmp-saved-model-")
+    try:
+        tf.saved_model.save(module, temporary, signatures={"serving_default": serving})
+        for entry in sorted(os.listdir(temporary), key=lambda e: e == "saved_model.pb"):
+            target = os.path.join(path, entry)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(temporary, entry), target)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return path

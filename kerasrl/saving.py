@@ -64,6 +64,8 @@ CHECKPOINT_DATA = ".data-00000-of-00001"
 #: The index file naming a directory's checkpoints, as TensorFlow's.
 CHECKPOINT_INDEX = "checkpoint"
 APPEND = ("timesteps", "episodes", "updates")
+#: Tensorforce's act-only TensorFlow SavedModel (`agent.save` only; not loadable as an agent).
+SAVED_MODEL = "saved-model"
 ARCHIVE_VERSION = 1
 
 
@@ -205,12 +207,24 @@ def save(agent, directory: str, filename: str | None = None, format: str = "kera
         ArgumentError: invalid arguments.
         SaveError: the file could not be written (nothing existing is replaced).
     """
-    if format not in FORMATS:
-        raise ArgumentError.invalid("format", f"one of {FORMATS}", format)
+    if format not in FORMATS + (SAVED_MODEL,):
+        raise ArgumentError.invalid("format", f"one of {FORMATS + (SAVED_MODEL,)}", format)
     if not isinstance(directory, (str, os.PathLike)):
         raise ArgumentError.invalid("directory", "a directory path", directory)
     directory = os.fspath(directory)
     name = _filename(agent, filename, append)
+    if format == SAVED_MODEL:
+        from kerasrl.export import export_saved_model
+
+        # As Tensorforce: into `directory`, or `directory/<filename>` for another name.
+        default = agent.config.get("name") or "agent"
+        target = directory if name == default else os.path.join(directory, name)
+        try:
+            export_saved_model(agent, target)
+            _write_json(os.path.join(target, name + ".json"), agent.get_config())
+        except OSError as exc:
+            raise SaveError(f"Saving to '{target}' failed: {exc}.") from None
+        return target
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
@@ -351,6 +365,12 @@ def find_checkpoint(directory: str, filename: str | None = None,
     """
     if not os.path.isdir(directory):
         raise SaveError(f"Cannot load: directory '{directory}' does not exist.")
+    if format == SAVED_MODEL:
+        raise SaveError(
+            f"Cannot load '{directory}' as an agent: a 'saved-model' export holds only the act "
+            "function (as in Tensorforce); load it with tf.saved_model.load for inference, or "
+            "save with format='keras' or 'checkpoint' to resume training."
+        )
     if format is not None and format not in FORMATS:
         raise ArgumentError.invalid("format", f"None or one of {FORMATS}", format)
     base, explicit = _split_extension(filename) if filename else (None, None)
@@ -535,7 +555,7 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
     with registry.safe_mode_scope(False if safe_mode is False else None), \
             registry.custom_object_scope(custom_objects):
         registry.check_file_content(spec, f"checkpoint '{path}'")
-        with registry.reading_file():
+        with registry.reading_file(), _restoring():
             agent = Agent.create({**spec, **kwargs}, environment=environment)
     if full:
         if metadata.get("agent") != agent.agent_type:
@@ -546,7 +566,24 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
         _restore_full(agent, arrays, memory, metadata, path)
     else:
         _assign_weights(agent, arrays, path)
+    for plugin in agent._plugins:  # a saver given to `load` counts from the loaded state
+        if isinstance(plugin, Saver):
+            plugin._last = getattr(agent, plugin.unit)
     return agent
+
+
+#: Set while `load` creates an agent: a saver attached then writes no initial checkpoint
+#: (the agent's state is the loaded one only after creation).
+_RESTORING: list[bool] = [False]
+
+
+@contextlib.contextmanager
+def _restoring() -> Iterator[None]:
+    _RESTORING.append(True)
+    try:
+        yield
+    finally:
+        _RESTORING.pop()
 
 
 def _restore_full(agent, arrays, memory, metadata, path) -> None:
@@ -576,22 +613,33 @@ def _restore_full(agent, arrays, memory, metadata, path) -> None:
 
 
 # ---------------------------------------------------------------------- saver plugin
-class Saver:
-    """Periodic checkpoints: `saver=dict(directory, filename='agent', frequency=...,
-    unit='updates', max_checkpoints=10, format='checkpoint')`.
+def _clock() -> float:
+    """Wall-clock seconds of the saver's `max_hour_frequency` (a function, for tests)."""
+    return time.time()
 
-    Checkpoints are named `<filename>-<counter>.<ext>` (counter of `unit`); the
-    newest `max_checkpoints` are kept. `agent.close()` writes a final one.
+
+class Saver:
+    """Periodic checkpoints: the `saver` agent argument (Tensorforce's).
+
+    `saver=dict(directory, filename=<agent name>, frequency=10, unit='updates',
+    max_checkpoints=10, max_hour_frequency=None, format='checkpoint',
+    load=False)`, or a directory string. Checkpoints are named
+    `<filename>-<counter>` (counter of `unit`): one at creation
+    (`<filename>-0`, unless one was loaded), one whenever `frequency` units
+    passed since the last, and a final one at `agent.close()`. The newest
+    `max_checkpoints` are kept, and besides them one every
+    `max_hour_frequency` hours. With `load=True` the agent starts from the
+    newest checkpoint of `directory` when there is one.
     """
 
     def __init__(self, agent, spec: Any):
-        if isinstance(spec, str):
+        if isinstance(spec, (str, os.PathLike)):
             spec = {"directory": spec}
         if not isinstance(spec, dict):
             raise ArgumentError.invalid("saver", "a directory or dict(directory=...)", spec)
         spec = dict(spec)
-        allowed = {"directory", "filename", "frequency", "unit", "max_checkpoints", "format",
-                   "load"}
+        allowed = {"directory", "filename", "frequency", "unit", "max_checkpoints",
+                   "max_hour_frequency", "format", "load"}
         unknown = set(spec) - allowed
         if unknown:
             raise ArgumentError.invalid(f"saver key(s) {sorted(unknown)}",
@@ -600,20 +648,55 @@ class Saver:
             raise ArgumentError("Missing key 'directory' of argument 'saver'.")
         self.directory = os.fspath(spec["directory"])
         self.filename = spec.get("filename") or agent.config.get("name") or "agent"
-        self.frequency = spec.get("frequency")
         self.unit = spec.get("unit", "updates")
         if self.unit not in APPEND:
             raise ArgumentError.invalid("saver['unit']", f"one of {APPEND}", self.unit)
-        self.frequency = check_int(self.frequency, "saver['frequency']", minimum=1,
+        self.frequency = check_int(spec.get("frequency", 10), "saver['frequency']", minimum=1,
                                    allow_none=True)
         self.max_checkpoints = check_int(spec.get("max_checkpoints", 10),
                                          "saver['max_checkpoints']", minimum=0, allow_none=True)
+        hours = spec.get("max_hour_frequency")
+        if hours is not None and (isinstance(hours, bool) or not isinstance(
+                hours, (int, float)) or not hours > 0):
+            raise ArgumentError.invalid("saver['max_hour_frequency']",
+                                        "None or a number of hours > 0", hours)
+        self.max_hour_frequency = None if hours is None else float(hours)
+        load_requested = spec.get("load", False)
+        if not isinstance(load_requested, bool):
+            raise ArgumentError.invalid("saver['load']", "True or False", load_requested)
         # Tensorforce's saver writes its checkpoint format: code that loads
         # with `Agent.load(directory, format='checkpoint')` finds the saves.
         self.format = spec.get("format", "checkpoint")
         if self.format not in FORMATS:
             raise ArgumentError.invalid("saver['format']", f"one of {FORMATS}", self.format)
+        # As Tensorforce's CheckpointManager: the hourly keeping counts from now.
+        self._last_kept_time = _clock()
+        self._saved_at: dict[str, float] = {}
+        self._kept: set[str] = set()
         self._last = 0
+        if _RESTORING[-1]:
+            return  # `load` restores the agent, then sets `_last`
+        if not (load_requested and self._load(agent)):
+            self.save(agent)
+
+    def _load(self, agent) -> bool:
+        """Restores `agent` from the newest checkpoint of the directory; False if there is none."""
+        try:
+            path, found_format, _ = find_checkpoint(self.directory, None, self.format)
+        except SaveError:
+            return False
+        if found_format not in ("keras", "checkpoint"):
+            _assign_weights(agent, read_weights(path, found_format), path)
+        else:
+            _, metadata, arrays, memory = _read_archive(path)
+            if metadata.get("agent") != agent.agent_type:
+                raise SaveError(
+                    f"Cannot load '{path}' into the saver's agent: it holds a "
+                    f"'{metadata.get('agent')}' agent, not '{agent.agent_type}'."
+                )
+            _restore_full(agent, arrays, memory, metadata, path)
+        self._last = getattr(agent, self.unit)
+        return True
 
     def _maybe_save(self, agent) -> None:
         if self.frequency is None:
@@ -625,6 +708,7 @@ class Saver:
     def save(self, agent) -> str:
         self._last = getattr(agent, self.unit)
         path = save(agent, self.directory, self.filename, self.format, append=self.unit)
+        self._saved_at[f"{self.filename}-{self._last}"] = _clock()
         self._prune()
         return path
 
@@ -634,11 +718,21 @@ class Saver:
         pattern = re.compile(re.escape(self.filename) + r"-(\d+)(\.keras|\.npz|\.h5|\.index)$")
         entries = sorted(
             (int(m[1]), entry) for entry in os.listdir(self.directory)
-            if (m := pattern.match(entry))
+            if (m := pattern.match(entry)) and os.path.splitext(entry)[0] not in self._kept
         )
         removed = []
         for _, entry in entries[: -self.max_checkpoints]:
             stem, extension = os.path.splitext(entry)
+            if self.max_hour_frequency is not None:
+                saved_at = self._saved_at.get(stem)
+                if saved_at is None:
+                    with contextlib.suppress(OSError):
+                        saved_at = os.path.getmtime(os.path.join(self.directory, entry))
+                if saved_at is not None and \
+                        saved_at - self._last_kept_time >= 3600.0 * self.max_hour_frequency:
+                    self._kept.add(stem)  # one every max_hour_frequency hours stays
+                    self._last_kept_time = saved_at
+                    continue
             files = [entry] + ([stem + CHECKPOINT_DATA] if extension == ".index" else [])
             for name in files:
                 with contextlib.suppress(OSError):

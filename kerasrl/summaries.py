@@ -533,6 +533,23 @@ def metric_tag(key: str, action_names: Sequence[str] = ("action",)) -> tuple[str
     return "metrics", f"metrics/{key}"
 
 
+def tagged_metrics(metrics: Mapping[str, float], tags: dict[str, str | None],
+                   action_names: Sequence[str], labels: frozenset[str]) -> dict[str, float]:
+    """`{tag: value}` of the update metrics whose label is among `labels`.
+
+    `tags` caches each metric's tag (None: not enabled) across calls.
+    """
+    values = {}
+    for key, value in metrics.items():
+        tag = tags.get(key, False)
+        if tag is False:
+            label, name = metric_tag(key, action_names)
+            tag = tags[key] = name if label in labels else None
+        if tag is not None:
+            values[tag] = value
+    return values
+
+
 def _scheduled_parameters(agent: Any) -> list[tuple[str, Any]]:
     """`(tag, Parameter)` of every non-constant parameter of an agent, found generically."""
     from kerasrl.parameters import Parameter
@@ -742,14 +759,7 @@ class Summarizer:
                 self._weights = weights
         if not self._due(agent):
             return
-        values = {}
-        for key, value in metrics.items():
-            tag = self._tags.get(key, False)
-            if tag is False:
-                label, name = metric_tag(key, self._action_names)
-                tag = self._tags[key] = name if label in self.labels else None
-            if tag is not None:
-                values[tag] = value
+        values = tagged_metrics(metrics, self._tags, self._action_names, self.labels)
         if self._host_update_norm and self._update_norm is not None:
             values["update-norm/parameters"] = self._update_norm
         if self._parameters:
@@ -965,16 +975,3 @@ def create_summarizer(agent: Any, spec: Any) -> Summarizer:
     summarizer = Summarizer(agent, **parse_summarizer_spec(spec))
     summarizer._wrap(agent)  # the agent adds the plugin itself
     return summarizer
-
-
-def create_tracking(agent: Any, spec: Any) -> Any:
-    """Tensorforce's `tracking` (in-graph tracked tensors) is not available yet.
-
-    Raises:
-        ArgumentError: always; read `agent.last_metrics` after an update, or
-            use a summarizer.
-    """
-    raise ArgumentError(
-        f"Argument 'tracking' is not available in kerasrl yet (received {spec!r}): read "
-        "agent.last_metrics after each update, or use summarizer=dict(directory=...)."
-    )

@@ -278,6 +278,75 @@ def test_checkpoint_saver_numbers_by_counter_and_prunes_the_index(tmp_path):
     assert Agent.load(tmp_path, format="checkpoint").updates == 5
 
 
+def test_saver_writes_an_initial_checkpoint_and_defaults_to_every_ten_updates(tmp_path):
+    agent = small_agent(saver=str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == [  # Tensorforce's files (test_saving.test_config)
+        "agent-0.data-00000-of-00001", "agent-0.index", "agent.json", "checkpoint"]
+    train(agent, np.random.default_rng(2), 11)
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".index")) == [
+        "agent-0.index", "agent-10.index"]
+    agent.close()
+    assert Agent.load(tmp_path, format="checkpoint").updates == 11
+
+
+def test_saver_load_resumes_from_the_newest_checkpoint(tmp_path):
+    agent = small_agent(saver=dict(directory=str(tmp_path), frequency=2))
+    train(agent, np.random.default_rng(4), 3)
+    agent.close()  # agent-3, the newest
+    files = sorted(os.listdir(tmp_path))
+    resumed = small_agent(seed=9, saver=dict(directory=str(tmp_path), frequency=2, load=True))
+    assert sorted(os.listdir(tmp_path)) == files  # nothing written when loading
+    assert_same_state(resumed, Agent.load(tmp_path, format="checkpoint"))
+    assert resumed.updates == 3
+    train(resumed, np.random.default_rng(5), 2)  # updates 4, 5: one checkpoint at 5
+    assert "agent-5.index" in os.listdir(tmp_path) and "agent-4.index" not in os.listdir(tmp_path)
+    resumed.close()
+    # load=True on an empty directory starts fresh and writes agent-0
+    fresh = small_agent(saver=dict(directory=str(tmp_path / "new"), load=True))
+    assert fresh.updates == 0 and os.listdir(tmp_path / "new")
+    fresh.close()
+
+
+def test_agent_load_with_a_saver_writes_no_checkpoint_of_fresh_weights(tmp_path):
+    agent = small_agent()
+    train(agent, np.random.default_rng(1), 2)
+    agent.save(tmp_path, format="checkpoint", append="updates")
+    before = sorted(os.listdir(tmp_path))
+    loaded = Agent.load(tmp_path, format="checkpoint",
+                        saver=dict(directory=str(tmp_path), frequency=1))
+    assert sorted(os.listdir(tmp_path)) == before
+    train(loaded, np.random.default_rng(3), 1)
+    assert "agent-3.index" in os.listdir(tmp_path)  # counted from the loaded 2 updates
+    loaded.close()
+
+
+def test_saver_keeps_one_checkpoint_every_max_hour_frequency(tmp_path, monkeypatch):
+    import kerasrl.saving as saving
+
+    clock = [1000.0]
+    monkeypatch.setattr(saving, "_clock", lambda: clock[0])
+    agent = small_agent(saver=dict(directory=str(tmp_path), frequency=1, max_checkpoints=1,
+                                   max_hour_frequency=1))
+    rng = np.random.default_rng(0)
+    for _ in range(6):  # a checkpoint every 24 minutes: 0.4 h, 0.8 h, ..., 2.4 h
+        clock[0] += 0.4 * 3600
+        train(agent, rng, 1)
+    kept = sorted(int(f[len("agent-"):-len(".index")]) for f in os.listdir(tmp_path)
+                  if f.endswith(".index"))
+    # the newest (6), and the first ones at least an hour after the last kept: 3 (1.2 h), 6
+    assert kept == [3, 6]
+    stems = [line.split('"')[1] for line in (tmp_path / "checkpoint").read_text().splitlines()]
+    assert set(stems) == {"agent-3", "agent-6"}
+    agent.close()
+
+
+@pytest.mark.parametrize("key, value", [("max_hour_frequency", 0), ("max_hour_frequency", "1"),
+                                        ("load", "yes"), ("frequency", 0)])
+def test_saver_argument_errors(tmp_path, key, value):
+    with pytest.raises(ArgumentError, match=key):
+        small_agent(saver={"directory": str(tmp_path), key: value})
+
+
 def test_checkpoint_index_is_data_not_a_path(tmp_path):
     agent = small_agent()
     agent.save(tmp_path, format="checkpoint")
@@ -296,3 +365,40 @@ def test_checkpoint_index_is_data_not_a_path(tmp_path):
     (tmp_path / "agent-1.data-00000-of-00001").unlink()
     with pytest.raises(SaveError, match="data file"):
         Agent.load(tmp_path, filename="agent-1", format="checkpoint")
+
+
+def test_saved_model_is_tensorforces_act_only_export(tmp_path):
+    agent = Agent.create(agent="ppo", environment="CartPole-v1", batch_size=2,
+                         network=[dict(type="dense", size=8)], config=dict(seed=1))
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(SaveError, match="saved-model.*KERAS_BACKEND=tensorflow"):
+            agent.save(tmp_path, format="saved-model")
+    else:
+        import tensorflow as tf
+
+        (tmp_path / "notes.txt").write_text("kept")
+        path = agent.save(tmp_path, format="saved-model")
+        assert path == str(tmp_path) and (tmp_path / "notes.txt").read_text() == "kept"
+        assert {"saved_model.pb", "variables", "agent.json"} <= set(os.listdir(tmp_path))
+        loaded = tf.saved_model.load(str(tmp_path))
+        states = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+        expected = np.array([agent.act(s, independent=True) for s in states])
+        everything = np.ones((16, 2), bool)
+        np.testing.assert_array_equal(loaded.act(states, dict(mask=everything), True).numpy(),
+                                      expected)
+        np.testing.assert_array_equal(loaded.act(states, {}, True).numpy(), expected)
+        only_other = np.zeros((16, 2), bool)
+        only_other[np.arange(16), 1 - expected] = True  # the mask refuses the greedy action
+        np.testing.assert_array_equal(loaded.act(states, dict(mask=only_other), True).numpy(),
+                                      1 - expected)
+        sampled = loaded.act(states, dict(mask=only_other), False).numpy()
+        np.testing.assert_array_equal(sampled, 1 - expected)  # samples honour masks too
+        served = loaded.signatures["serving_default"](state=tf.constant(states),
+                                                      action_mask=tf.constant(everything))
+        np.testing.assert_array_equal(served["action"].numpy(), expected)
+        # another filename: a subdirectory, as in Tensorforce
+        assert agent.save(tmp_path, filename="served", format="saved-model") == str(
+            tmp_path / "served")
+    with pytest.raises(SaveError, match="act function"):
+        Agent.load(tmp_path, format="saved-model")
+    agent.close()

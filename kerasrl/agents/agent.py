@@ -88,7 +88,7 @@ IGNORED_CONFIG_KEYS = (
 PLUGINS: dict[str, str | Callable[..., Any]] = {
     "saver": "kerasrl.saving.create_saver",
     "summarizer": "kerasrl.summaries.create_summarizer",
-    "tracking": "kerasrl.summaries.create_tracking",
+    "tracking": "kerasrl.tracking.create_tracking",
 }
 #: The agent arguments that attach a plugin (the keys `PLUGINS` may have).
 PLUGIN_ARGUMENTS = ("saver", "summarizer", "recorder", "tracking")
@@ -240,7 +240,9 @@ class Agent:
         summarizer: TensorBoard summaries (`kerasrl.summaries`); `summaries`
             is a synonym.
         recorder: Trace recording (`kerasrl.execution.recorder`).
-        tracking: Not available yet (raises a `KerasRLError`).
+        tracking: `'all'` or a list of labels: the latest losses, entropies,
+            KL, norms, episode returns and scheduled parameters, read with
+            `tracked_tensors()` (`kerasrl.tracking`).
     """
 
     #: Registry key of the agent type.
@@ -488,6 +490,56 @@ class Agent:
     def get_specification(self) -> dict:
         """Tensorforce name of `get_config()`."""
         return self.get_config()
+
+    def get_architecture(self) -> str:
+        """A text listing of the agent's networks: each model's layers, shapes and parameters.
+
+        Returns:
+            One Keras `summary()` per network (policy, baseline, critics,
+            targets), or a line saying the agent has none.
+
+        Example:
+
+        >>> agent = Agent.create(agent='ppo', environment='CartPole-v1', batch_size=1)
+        >>> 'policy' in agent.get_architecture()
+        True
+        """
+        models = self._models()
+        if not models:
+            return f"Agent '{self.agent_type}' has no networks."
+        parts = []
+        for role, model in models.items():
+            lines: list[str] = []
+            model.summary(print_fn=lambda line, *args, lines=lines, **kwargs: lines.append(line))
+            parts.append(f"{role}:\n" + "\n".join(lines))
+        return "\n\n".join(parts)
+
+    @staticmethod
+    def get_available_summaries() -> list[str]:
+        """The labels that `summarizer=dict(..., labels=[...])` accepts."""
+        from kerasrl.summaries import LABELS
+
+        return list(LABELS)
+
+    def tracked_tensors(self) -> dict[str, float]:
+        """The latest value of each quantity tracked by the `tracking` argument.
+
+        Returns:
+            `{tag: value}` (TensorBoard summary tags, see `kerasrl.tracking`);
+            `{}` without `tracking`.
+
+        Example:
+
+        >>> agent = Agent.create(agent='ppo', environment='CartPole-v1', batch_size=1,
+        ...                      tracking=['loss', 'reward'])
+        >>> agent.tracked_tensors()
+        {}
+        """
+        tracked: dict[str, float] = {}
+        for plugin in self._plugins:
+            if callable(getattr(plugin, "tracked_values", None)):
+                tracked.update(plugin.tracked_values())
+        return tracked
 
     def _store_spec(self, **arguments: Any) -> None:
         spec = {"agent": self.agent_type,
@@ -968,7 +1020,10 @@ class Agent:
                 `'checkpoint'` (the same, under Tensorforce's file names
                 `<filename>-<N>.index`/`.data-00000-of-00001` and a
                 `checkpoint` index; returns the prefix `<filename>-<N>`),
-                `'h5'`/`'hdf5'` or `'numpy'` (weights only, plus the spec JSON).
+                `'h5'`/`'hdf5'` or `'numpy'` (weights only, plus the spec JSON),
+                or `'saved-model'` (TensorFlow backend: Tensorforce's act-only
+                SavedModel for `tf.saved_model.load`, not loadable as an agent;
+                returns its directory).
             append: `'timesteps'`, `'episodes'` or `'updates'`: add `-<counter>`.
         """
         from kerasrl import saving

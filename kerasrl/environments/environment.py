@@ -1099,14 +1099,10 @@ class EnvironmentWrapper(Environment):
                 "num_parallel", "None: the environment is not vectorizable", num_parallel,
                 where=f"environment {self}",
             )
-        if self._reward_shaping is not None:
-            raise ArgumentError.invalid(
-                "reward_shaping", "None for a vectorizable or multi-actor environment",
-                self._reward_shaping, where=f"environment {self}",
-            )
         if self._indexed is None or self._indexed.num_parallel != num_parallel:
             self._indexed = IndexedEnvironment(self._environment, num_parallel=num_parallel,
-                                               max_episode_timesteps=self._max_episode_timesteps)
+                                               max_episode_timesteps=self._max_episode_timesteps,
+                                               reward_shaping=self._reward_shaping)
         indices, states = self._indexed.reset(seed=seed)
         return indices, self._batch_form(states)
 

@@ -86,6 +86,8 @@ class IndexedEnvironment:
             reaches it, every running interaction ends with terminal 2.
             Overrides the environment's own None and must not exceed its own
             value.
+        reward_shaping: Must be None: the reward shaping of `Environment.create`
+            applies to single episodes and is refused here rather than dropped.
 
     Attributes:
         num_parallel: Number of interactions (N, or the number of actors).
@@ -111,6 +113,7 @@ class IndexedEnvironment:
         environment: Environment,
         num_parallel: int | None = None,
         max_episode_timesteps: int | None = None,
+        reward_shaping: Any = None,
     ):
         if not isinstance(environment, Environment):
             raise ArgumentError.invalid(
@@ -118,6 +121,11 @@ class IndexedEnvironment:
                 where="IndexedEnvironment",
             )
         name = _name_of(environment)
+        if reward_shaping is not None:
+            raise ArgumentError.invalid(
+                "reward_shaping", "None for a vectorizable or multi-actor environment",
+                reward_shaping, where=f"environment {name}",
+            )
         actors = _num_actors(environment)
         self.multi_actor = actors > 1
         if self.multi_actor:

@@ -118,16 +118,22 @@ class Runner:
 
     Attributes:
         episode_returns, episode_timesteps, episode_seconds,
-        episode_agent_seconds: Per finished episode of the last `run` (new
-            lists each run, as in Tensorforce; after `run(evaluation=True)`
-            the returns and timesteps are the evaluation episodes').
+        episode_agent_seconds, episode_env_seconds: Per finished episode of
+            the last `run` (new lists each run, as in Tensorforce; after
+            `run(evaluation=True)` they are the evaluation episodes'). The
+            agent and environment seconds are the time spent in agent calls
+            (`act`/`observe`) and in the environment's `execute` (for remote
+            environments, from sending the actions to receiving the result,
+            so communication included); a batched step's time is shared
+            equally by its environments.
         episode_timestep, episode_return: Per environment, the timesteps and
             return of its current episode (Tensorforce's; read them in
             callbacks).
         aborted_episodes: Episodes aborted by a recovered environment failure.
-        evaluation_returns, evaluation_timesteps: Per evaluation episode of
-            the last `run` (in a training run without an evaluation
-            environment, the training lists, as in Tensorforce).
+        evaluation_returns, evaluation_timesteps, evaluation_seconds,
+        evaluation_agent_seconds, evaluation_env_seconds: Per evaluation
+            episode of the last `run` (in a training run without an
+            evaluation environment, the training lists, as in Tensorforce).
         timesteps, episodes, updates: Counters of the last `run`.
 
     When a run stops while training episodes are still running (a timestep
@@ -342,7 +348,8 @@ class Runner:
             if num_parallel == 1 and wrapper.num_actors() == 1:
                 return None
             return IndexedEnvironment(wrapper.environment, num_parallel=num_parallel,
-                                      max_episode_timesteps=wrapper.max_episode_timesteps())
+                                      max_episode_timesteps=wrapper.max_episode_timesteps(),
+                                      reward_shaping=wrapper._reward_shaping)
         if resolved.kind == "instance":
             instance = resolved.value
         elif resolved.kind == "class":
@@ -355,13 +362,9 @@ class Runner:
             if resolved.kind == "class":
                 self._first_instance = (instance, resolved)
             return None
-        if resolved.reward_shaping is not None:
-            raise ArgumentError.invalid(
-                "reward_shaping", "None for a vectorizable or multi-actor environment",
-                resolved.reward_shaping, where="Runner",
-            )
         return IndexedEnvironment(instance, num_parallel=num_parallel,
-                                  max_episode_timesteps=resolved.max_episode_timesteps)
+                                  max_episode_timesteps=resolved.max_episode_timesteps,
+                                  reward_shaping=resolved.reward_shaping)
 
     def _remote_environment(self, index: int):
         """The index-th remote environment (created once, shared by both loops)."""
@@ -616,14 +619,16 @@ class Runner:
         self.timesteps = self.episodes = self.updates = 0
         self.episode_returns, self.episode_timesteps = [], []
         self.episode_seconds, self.episode_agent_seconds = [], []
+        self.episode_env_seconds = []
+        names = ("returns", "timesteps", "seconds", "agent_seconds", "env_seconds")
         if evaluation or self._evaluation_environment:
-            self.evaluation_returns, self.evaluation_timesteps = [], []
-            if evaluation:
-                self.episode_returns = self.evaluation_returns
-                self.episode_timesteps = self.evaluation_timesteps
+            for name in names:
+                setattr(self, f"evaluation_{name}", [])
+                if evaluation:
+                    setattr(self, f"episode_{name}", getattr(self, f"evaluation_{name}"))
         else:
-            self.evaluation_returns = self.episode_returns
-            self.evaluation_timesteps = self.episode_timesteps
+            for name in names:
+                setattr(self, f"evaluation_{name}", getattr(self, f"episode_{name}"))
 
     def _progress_count(self) -> int:
         return {"episodes": self.episodes, "timesteps": self.timesteps,
@@ -652,9 +657,13 @@ class Runner:
             or (num_updates is not None and self.updates >= num_updates)
         )
 
-    def _evaluation_finished(self, episode_return: float, length: int) -> None:
+    def _evaluation_finished(self, episode_return: float, length: int, seconds: float,
+                             agent_seconds: float, env_seconds: float) -> None:
         self.evaluation_returns.append(float(episode_return))
         self.evaluation_timesteps.append(int(length))
+        self.evaluation_seconds.append(float(seconds))
+        self.evaluation_agent_seconds.append(float(agent_seconds))
+        self.evaluation_env_seconds.append(float(env_seconds))
         if self._evaluation_callback is not None:
             score = self._evaluation_callback(self)
         else:
@@ -671,19 +680,21 @@ class Runner:
                 self.agent.save(self._save_best_agent, filename="best-model", format="keras")
 
     def _episode_finished(self, parallel: int, episode_return: float, length: int,
-                          seconds: float, agent_seconds: float) -> None:
+                          seconds: float, agent_seconds: float, env_seconds: float) -> None:
+        times = (seconds, agent_seconds, env_seconds)
         if self._evaluation_environment and not self._evaluation and \
                 parallel == self.num_parallel - 1:
-            self._evaluation_finished(episode_return, length)
+            self._evaluation_finished(episode_return, length, *times)
             return
         self.episodes += 1
         if self._evaluation:
-            self._evaluation_finished(episode_return, length)
+            self._evaluation_finished(episode_return, length, *times)
         else:
             self.episode_returns.append(float(episode_return))
             self.episode_timesteps.append(int(length))
             self.episode_seconds.append(float(seconds))
             self.episode_agent_seconds.append(float(agent_seconds))
+            self.episode_env_seconds.append(float(env_seconds))
         if self._keras is not None:
             self._keras.on_episode_end(self.episodes - 1, {
                 "episode_return": float(episode_return), "episode_length": int(length),
@@ -720,6 +731,7 @@ class Runner:
         episode_length = np.zeros(n, dtype=np.int64)
         episode_start = np.full(n, time.perf_counter())
         episode_agent = np.zeros(n)
+        episode_env = np.zeros(n)
         quota = None
         if self._evaluation and self._limits[0] is not None:
             # Each environment runs a fixed share of the episodes (unbiased mean).
@@ -739,6 +751,7 @@ class Runner:
             spent = (t1 - t0) + (t3 - t2)
             self._agent_seconds += spent
             episode_agent += spent / n
+            episode_env += (t2 - t1) / n
             active = slice(None) if quota is None else quota > 0
             self.timesteps += n if quota is None else int(np.count_nonzero(quota > 0))
             episode_return[active] += reward[active]
@@ -756,11 +769,12 @@ class Runner:
                     elif self._limits[0] is not None and self.episodes >= self._limits[0]:
                         break  # episodes ending on the same step beyond the limit
                     self._episode_finished(int(i), episode_return[i], episode_length[i],
-                                           now - episode_start[i], episode_agent[i])
+                                           now - episode_start[i], episode_agent[i],
+                                           episode_env[i])
                     episode_return[i] = 0.0
                     episode_length[i] = 0
                     episode_start[i] = now
-                    episode_agent[i] = 0.0
+                    episode_agent[i] = episode_env[i] = 0.0
                 if quota is not None and not quota.any():
                     break
             self._progress.update(self._progress_count(), self._stats())
@@ -781,6 +795,7 @@ class Runner:
         episode_return = np.zeros(n)
         episode_length = np.zeros(n, dtype=np.int64)
         episode_agent = np.zeros(n)
+        episode_env = np.zeros(n)
         seed = self._seed
         timestep_frequency = self._callback_timestep_frequency
         indices = np.zeros((0,), np.int64)
@@ -793,6 +808,7 @@ class Runner:
                 episode_return[:] = 0.0
                 episode_length[:] = 0
                 episode_agent[:] = 0.0
+                episode_env[:] = 0.0
                 episode_start = time.perf_counter()
                 if len(indices) == 0:
                     raise ArgumentError.invalid(
@@ -810,6 +826,7 @@ class Runner:
             spent = (t1 - t0) + (time.perf_counter() - t2)
             self._agent_seconds += spent
             episode_agent[acted] += spent / len(acted)
+            episode_env[acted] += (t2 - t1) / len(acted)
             self.timesteps += len(acted)
             episode_return[acted] += reward
             episode_length[acted] += 1
@@ -822,7 +839,8 @@ class Runner:
                     if self._limits[0] is not None and self.episodes >= self._limits[0]:
                         break
                     self._episode_finished(int(i), episode_return[i], episode_length[i],
-                                           now - episode_start, episode_agent[i])
+                                           now - episode_start, episode_agent[i],
+                                           episode_env[i])
             self._progress.update(self._progress_count(), self._stats())
         if not self._evaluation and len(indices):
             # Episodes still running end here, as if observed with terminal 2.
@@ -844,6 +862,8 @@ class Runner:
         episode_length = np.zeros(n, dtype=np.int64)
         episode_start = np.full(n, time.perf_counter())
         episode_agent = np.zeros(n)
+        episode_env = np.zeros(n)
+        sent = np.zeros(n)  # remote: when the actions were sent
         waiting = [False] * n  # sync_episodes: finished, waiting for the others
         pending = [False] * n  # remote: an execute is in flight
         self.episode_timestep, self.episode_return = episode_length, episode_return
@@ -881,29 +901,38 @@ class Runner:
             if terminal[0]:
                 now = time.perf_counter()
                 self._episode_finished(i, episode_return[i], episode_length[i],
-                                       now - episode_start[i], episode_agent[i])
+                                       now - episode_start[i], episode_agent[i], episode_env[i])
                 episode_return[i] = 0.0
                 episode_length[i] = 0
                 episode_start[i] = now
-                episode_agent[i] = 0.0
+                episode_agent[i] = episode_env[i] = 0.0
                 if self._sync_episodes:
                     waiting[i] = True
                     if all(waiting):
                         waiting[:] = [False] * n
 
         def start(i: int) -> None:
-            envs[i].start_execute(act(i))
+            actions = act(i)
+            sent[i] = time.perf_counter()
+            envs[i].start_execute(actions)
             pending[i] = True
+
+        def execute(i: int) -> Any:
+            actions = act(i)
+            t0 = time.perf_counter()
+            result = envs[i].execute(actions)
+            episode_env[i] += time.perf_counter() - t0
+            return result
 
         if remote:
             for i in range(n):
                 start(i)
         while not self._done():
             if not remote:
-                for i, env in enumerate(envs):
+                for i in range(n):
                     if waiting[i]:
                         continue
-                    finish(i, env.execute(act(i)))
+                    finish(i, execute(i))
                     if self._done():
                         break
             else:
@@ -914,6 +943,7 @@ class Runner:
                     if result is None:
                         continue
                     pending[i] = False
+                    episode_env[i] += time.perf_counter() - sent[i]
                     finish(i, result)
                     if self._done():
                         break

@@ -253,6 +253,14 @@ def test_runner_rejects_invalid_indexed_setups():
     with pytest.raises(ArgumentError, match="reward_shaping"):
         Runner(PPO, environment=dict(environment=SignGame, reward_shaping="reward"),
                num_parallel=3, max_episode_timesteps=10)
+    # the same shaping on Environment.create's wrapper is refused, not dropped
+    shaped = Environment.create(environment=SignGame, reward_shaping="reward",
+                                max_episode_timesteps=10)
+    with pytest.raises(ArgumentError, match="reward_shaping"):
+        Runner(PPO, environment=shaped, num_parallel=3)
+    with pytest.raises(ArgumentError, match="reward_shaping"):
+        shaped.reset(num_parallel=3)
+    shaped.close()
     agent = Agent.create(agent=PPO, states=Relay().states(), actions=Relay().actions(),
                          max_episode_timesteps=10)
     runner = Runner(agent, environment=Relay())

@@ -219,6 +219,10 @@ def test_runner_worker_crash_raises_or_recovers(tmp_path, batch):
     runner = _random_runner(tmp_path, recover=False)
     try:
         runner.run(num_episodes=2, batch_agent_calls=batch, use_tqdm=False)
+        # the time from sending the actions to receiving the result, per episode
+        assert len(runner.episode_env_seconds) == 2
+        assert all(0.0 < env <= total * 1.01
+                   for env, total in zip(runner.episode_env_seconds, runner.episode_seconds))
         (tmp_path / "crash").write_text("x")
         with pytest.raises(EnvironmentFailure, match="Flaky.*exited with code 3"):
             runner.run(num_episodes=4, batch_agent_calls=batch, use_tqdm=False)

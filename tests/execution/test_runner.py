@@ -145,6 +145,25 @@ def test_evaluation_does_not_learn(runner):
         np.testing.assert_array_equal(before, np.array(after))
 
 
+@pytest.mark.parametrize("batch_agent_calls", [True, False])
+def test_time_statistics_per_episode(runner, batch_agent_calls):
+    runner.run(num_episodes=3, batch_agent_calls=batch_agent_calls, use_tqdm=False)
+    names = ("seconds", "agent_seconds", "env_seconds")
+    for name in names:
+        values = getattr(runner, f"episode_{name}")
+        assert len(values) == 3 and all(v >= 0.0 for v in values)
+        assert getattr(runner, f"evaluation_{name}") is values  # shared, as the returns
+    for total, agent, env in zip(*(getattr(runner, f"episode_{n}") for n in names)):
+        assert agent > 0.0 and env > 0.0
+        assert agent + env <= total * 1.01 + 1e-6
+    runner.run(num_episodes=2, evaluation=True, batch_agent_calls=batch_agent_calls,
+               use_tqdm=False)
+    for name in names:
+        assert len(getattr(runner, f"evaluation_{name}")) == 2
+        assert getattr(runner, f"episode_{name}") is getattr(runner, f"evaluation_{name}")
+    assert all(v > 0.0 for v in runner.evaluation_agent_seconds)
+
+
 def test_progress_bar_without_terminal(runner, capsys):
     runner.run(num_episodes=2, use_tqdm=True)
     runner.run(num_timesteps=6, use_tqdm=True, batch_agent_calls=False)
