@@ -163,6 +163,69 @@ def clipping(spec: Any, argument: str) -> Clipping | None:
     )
 
 
+class BatchNormalization:
+    """Tensorforce's `batch_normalization` of returns, over the valid rows of an update batch.
+
+    `x̂ = (x - mean(x)) / sqrt(max(var(x), min_variance))`, or `x - mean(x)`
+    with `only_mean`.
+    """
+
+    def __init__(self, only_mean: bool = False, min_variance: float = 1e-4):
+        self.only_mean, self.min_variance = only_mean, min_variance
+
+    def ops(self, x, valid):
+        mean = _weighted_mean(x, valid)
+        if self.only_mean:
+            return x - mean
+        variance = _weighted_mean(ops.square(x - mean), valid)
+        return (x - mean) / ops.sqrt(ops.maximum(variance, self.min_variance))
+
+
+def parse_return_processing(spec: Any) -> tuple[Clipping | None, BatchNormalization | None]:
+    """`return_processing`: None, a clipping dict, `'batch_normalization'`, or both in a list.
+
+    Args:
+        spec: None; `dict(type='clipping', lower, upper)`; `'batch_normalization'`
+            or `dict(type='batch_normalization', only_mean=False,
+            min_variance=1e-4)`; or a list `[clipping, batch_normalization]`
+            (clipping first, as the layers apply in order).
+
+    Returns:
+        `(clipping, normalization)`, each None when absent. Clipping applies
+        to each return when it is formed, normalization per update batch.
+
+    Raises:
+        ArgumentError: for another spec.
+    """
+    layers = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    expected = ("None, dict(type='clipping', ...), 'batch_normalization' (or its dict), or "
+                "[clipping, batch_normalization]")
+    clip, normalization = None, None
+    for position, layer in enumerate(layers):
+        kind = layer.get("type") if isinstance(layer, Mapping) else layer
+        if kind == "batch_normalization" and normalization is None:
+            options = dict(layer) if isinstance(layer, Mapping) else {}
+            options.pop("type", None)
+            unknown = set(options) - {"only_mean", "min_variance", "axes"}
+            if unknown or options.get("axes") not in (None, 0, (0,), [0]):
+                raise ArgumentError.invalid("return_processing", expected, spec)
+            only_mean = options.get("only_mean", False)
+            if not isinstance(only_mean, bool):
+                raise ArgumentError.invalid("return_processing['only_mean']", "a bool",
+                                            only_mean)
+            min_variance = check_float(options.get("min_variance", 1e-4),
+                                       "return_processing['min_variance']", low=0.0,
+                                       low_open=True)
+            normalization = BatchNormalization(only_mean, min_variance)
+        elif kind == "clipping" and clip is None and normalization is None:
+            clip = clipping(layer, "return_processing")
+        elif layer is None and len(layers) == 1 and position == 0:
+            return None, None
+        else:
+            raise ArgumentError.invalid("return_processing", expected, spec)
+    return clip, normalization
+
+
 def _weighted_mean(x, weights):
     return ops.sum(x * weights) / ops.maximum(ops.sum(weights), 1.0)
 
@@ -213,7 +276,9 @@ class OnPolicyAgent(Agent):
         predict_terminal_values: Bootstrap true terminals too.
         advantage_processing: None or `'normalize'` (alias
             `dict(type='batch_normalization')`): standardize advantages per batch.
-        reward_processing, return_processing: None or clipping dicts.
+        reward_processing: None or a clipping dict.
+        return_processing: None, a clipping dict, `'batch_normalization'`
+            (per update batch), or both in a list (`parse_return_processing`).
         horizon: None (returns to the end of the episode or rollout, or GAE)
             or n for n-step returns (bootstrapped from the baseline, see
             `predict_horizon_values`).
@@ -326,7 +391,8 @@ class OnPolicyAgent(Agent):
                 )
             self.normalize_advantages = True
         self._reward_processing = clipping(reward_processing, "reward_processing")
-        self._return_processing = clipping(return_processing, "return_processing")
+        self._return_processing, self._return_normalization = parse_return_processing(
+            return_processing)
         self.exploration = self._parse_exploration(exploration)
         self._parse_variable_noise(variable_noise)
 
@@ -724,6 +790,11 @@ class OnPolicyAgent(Agent):
         metrics = {}
         if self.late_horizon_values:
             batch = self._late_returns(batch)
+        if self._return_normalization is not None:
+            returns = self._return_normalization.ops(batch["return"], valid)
+            batch = {**batch, "return": returns}
+            if not (self.has_baseline and self.estimate_advantage):
+                batch["advantage"] = returns  # the policy trains on the return itself
         predicted = self.has_baseline and self.gae_decay == 0.0 and self.estimate_advantage
         if predicted and self.early_advantage:
             # Tensorforce's 'early' advantage: the value before the baseline's step.
