@@ -180,6 +180,29 @@ def _refuse_in_safe_mode(path: str, argument: str) -> None:
         raise unsafe_path(argument, path)
 
 
+def import_module(name: str, argument: str) -> Any:
+    """Imports a module the user names (e.g. one that registers environments).
+
+    Args:
+        name: The module name.
+        argument: The argument it came from, for messages.
+
+    Returns:
+        The module.
+
+    Raises:
+        UnsafeSpecError: the name was read from a file, in safe mode.
+        ArgumentError: not a module name, or the import failed.
+    """
+    if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+        raise ArgumentError.invalid(argument, "a module name (or a list of them)", name)
+    _refuse_in_safe_mode(name, argument)
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ArgumentError.invalid(argument, "an importable module", f"{name} ({exc})") from None
+
+
 def import_object(path: str, base: type | tuple[type, ...], argument: str) -> Any:
     """Resolves a name or dotted path from a spec to a subclass of `base`.
 

@@ -509,6 +509,13 @@ def _check_entry_point(level: Any, from_file: bool) -> None:
         raise registry.unsafe_path("level", level)
 
 
+def _check_import_modules(modules: Any, from_file: bool) -> None:
+    """Refuses, in safe mode, gymnasium's `import_modules` (module names to import)."""
+    if modules is not None and (
+            registry.in_safe_mode() or (from_file and not registry.trusts_files())):
+        raise registry.unsafe_path("import_modules", str(modules))
+
+
 def _import_environment(path: str, from_file: bool) -> Any:
     """Imports `'package.module.Class'` or `'package.module'`; None if not importable.
 
@@ -721,6 +728,7 @@ def resolve_environment(
                             None, where="Environment.create",
                         )
                     _check_entry_point(kwargs["level"], from_file)
+                    _check_import_modules(kwargs.get("import_modules"), from_file)
                     return ResolvedEnvironment(
                         "gymnasium", None, max_episode_timesteps, reward_shaping, kwargs
                     )

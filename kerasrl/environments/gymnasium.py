@@ -19,11 +19,13 @@ that the vectorized environment shares them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from kerasrl import registry
 from kerasrl.environments.environment import Environment, gymnasium_id
 from kerasrl.errors import ArgumentError, UnknownTypeError
 from kerasrl.specs import BOUND_INFINITY, flatten, unflatten
@@ -338,6 +340,24 @@ def time_limit_of(env: Any) -> int | None:
 
 
 # ---------------------------------------------------------------------- environment
+def _record_video(gym: Any, environment: Any, directory: Any) -> Any:
+    """`environment` wrapped in gymnasium's `RecordVideo` (every episode into `directory`)."""
+    try:
+        return gym.wrappers.RecordVideo(environment, video_folder=os.fspath(directory),
+                                        episode_trigger=lambda episode: True,
+                                        disable_logger=True)
+    except gym.error.DependencyNotInstalled:
+        environment.close()
+        raise ArgumentError.invalid(
+            "visualize_directory", "moviepy installed to record videos (pip install moviepy)",
+            directory, where="GymnasiumEnvironment") from None
+    except gym.error.Error as exc:
+        environment.close()
+        raise ArgumentError.invalid(
+            "visualize_directory", f"an environment rendering rgb_array frames ({exc})",
+            directory, where="GymnasiumEnvironment") from None
+
+
 class GymnasiumEnvironment(Environment):
     """A gymnasium environment as a kerasrl `Environment`.
 
@@ -360,6 +380,12 @@ class GymnasiumEnvironment(Environment):
             kept as the attribute `reward_threshold`).
         drop_states_indices: Indices (last axis) of a Box state to drop.
         seed: Seed of the first reset (later resets continue the RNG).
+        import_modules: A module name or a list of them, imported before
+            `gymnasium.make` (modules that register their environments, e.g.
+            `'ale_py'`); refused when read from a file in safe mode.
+        visualize_directory: Record every episode as a video in this
+            directory (gymnasium's `RecordVideo`, `render_mode='rgb_array'`;
+            needs `moviepy`).
         **gym_kwargs: Arguments of `gymnasium.make` (e.g.
             `max_episode_steps`) or of the env class.
 
@@ -384,11 +410,28 @@ class GymnasiumEnvironment(Environment):
         reward_threshold: float | None = None,
         drop_states_indices: list[int] | None = None,
         seed: int | None = None,
+        import_modules: str | list[str] | None = None,
+        visualize_directory: str | None = None,
         **gym_kwargs: Any,
     ):
         super().__init__()
         gym = _gym()
         where = "GymnasiumEnvironment"
+        if import_modules is not None:
+            modules = [import_modules] if isinstance(import_modules, str) else import_modules
+            if not isinstance(modules, (list, tuple)):
+                raise ArgumentError.invalid("import_modules", "a module name or a list of them",
+                                            import_modules, where=where)
+            for module in modules:
+                registry.import_module(module, "import_modules")
+        if visualize_directory is not None:
+            if visualize:
+                raise ArgumentError.invalid("visualize_directory",
+                                            "None with visualize=True (one render mode)",
+                                            visualize_directory, where=where)
+            if not isinstance(visualize_directory, (str, os.PathLike)):
+                raise ArgumentError.invalid("visualize_directory", "a directory path",
+                                            visualize_directory, where=where)
         _check_bounds_options(min_value, max_value, where)
         if isinstance(drop_states_indices, int):
             drop_states_indices = [drop_states_indices]
@@ -401,6 +444,8 @@ class GymnasiumEnvironment(Environment):
         self._seed = seed
         self._gym_kwargs = dict(gym_kwargs)
         render_kwargs = {"render_mode": "human"} if visualize else {}
+        if visualize_directory is not None:
+            render_kwargs = {"render_mode": "rgb_array"}
         if isinstance(level, str):
             level_id = gymnasium_id(level)
             if level_id is None:
@@ -443,6 +488,8 @@ class GymnasiumEnvironment(Environment):
             raise ArgumentError.invalid(
                 "level", "a gymnasium id, gymnasium.Env instance or class", level, where=where
             )
+        if visualize_directory is not None:
+            self.environment = _record_video(gym, self.environment, visualize_directory)
         spec = getattr(self.environment, "spec", None)
         if reward_threshold is None:
             reward_threshold = getattr(spec, "reward_threshold", None)

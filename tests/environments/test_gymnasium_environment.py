@@ -1,5 +1,7 @@
 """Tests of the gymnasium adapter: space mappings, conversions, terminals."""
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -243,3 +245,49 @@ def test_gym_seed_argument_and_nan_action():
     env.reset()
     with pytest.raises(Exception, match="outside the spec"):
         env.execute(np.array([np.nan], np.float32))
+
+
+def test_import_modules_registers_a_level_before_make():
+    env = GymnasiumEnvironment("KerasRLCorridor-v0", import_modules="_gym_registration")
+    assert env.max_episode_timesteps() == 10
+    env.reset()
+    states, terminal, reward = env.execute(1)
+    assert states.tolist() == [pytest.approx(0.2)] and terminal == 0 and reward == 1.0
+    env.close()
+    for bad in ("no_such_module_for_kerasrl", "os; rm", 3):
+        with pytest.raises(ArgumentError, match="import_modules"):
+            GymnasiumEnvironment("CartPole-v1", import_modules=bad)
+
+
+def test_import_modules_read_from_a_file_needs_trust(tmp_path):
+    from kerasrl.errors import UnsafeSpecError
+
+    path = tmp_path / "environment.json"
+    path.write_text('{"environment": "gym", "level": "KerasRLCorridor-v0", '
+                    '"import_modules": ["_gym_registration"]}')
+    with pytest.raises(UnsafeSpecError, match="import_modules"):
+        Environment.create(environment=str(path))
+    env = Environment.create(environment=str(path), safe_mode=False)
+    assert env.max_episode_timesteps() == 10
+    env.close()
+
+
+def test_visualize_directory_records_episodes_or_names_the_missing_dependency(tmp_path):
+    import importlib.util
+
+    directory = tmp_path / "videos"
+    if importlib.util.find_spec("moviepy") is None:
+        with pytest.raises(ArgumentError, match="visualize_directory.*moviepy"):
+            GymnasiumEnvironment("KerasRLCorridor-v0", import_modules="_gym_registration",
+                                 visualize_directory=str(directory))
+    else:
+        env = GymnasiumEnvironment("KerasRLCorridor-v0", import_modules="_gym_registration",
+                                   visualize_directory=str(directory))
+        env.reset()
+        terminal = 0
+        while not terminal:
+            _, terminal, _ = env.execute(1)
+        env.close()
+        assert any(name.endswith(".mp4") for name in os.listdir(directory))
+    with pytest.raises(ArgumentError, match="visualize_directory"):
+        GymnasiumEnvironment("CartPole-v1", visualize=True, visualize_directory=str(directory))
