@@ -255,3 +255,18 @@ def test_created_vectorizable_environment_steps_the_indexed_protocol():
     runner.run(num_episodes=6, use_tqdm=False)
     assert runner.episodes == 6 and runner.agent.parallel_interactions == 3
     runner.close()
+
+
+def test_architecture_specification_and_summaries_of_an_agent():
+    agent = Agent.create(agent="ppo", environment="CartPole-v1", batch_size=2,
+                         network=[dict(type="dense", size=8)],
+                         baseline=[dict(type="dense", size=8)])
+    architecture = agent.model.get_architecture()  # Tensorforce's test harness asks the model
+    assert agent.model is agent
+    assert architecture.startswith("policy:") and "\nbaseline:" in architecture
+    assert "Total params" in architecture
+    assert agent.get_specification() == agent.get_config()
+    assert {"loss", "reward", "entropy"} <= set(agent.get_available_summaries())
+    agent.close()
+    random = Agent.create(agent="random", environment="CartPole-v1")
+    assert random.get_architecture() == "Agent 'random' has no networks."

@@ -491,6 +491,16 @@ class Agent:
         """Tensorforce name of `get_config()`."""
         return self.get_config()
 
+    @property
+    def model(self) -> Agent:
+        """Tensorforce's `agent.model`: here the agent itself (it is its own model).
+
+        Tensorforce code that calls `agent.model.get_architecture()` works;
+        Tensorforce's model internals (`agent.model.policy.network...`) do not
+        exist in kerasrl.
+        """
+        return self
+
     def get_architecture(self) -> str:
         """A text listing of the agent's networks: each model's layers, shapes and parameters.
 
