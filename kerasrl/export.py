@@ -69,6 +69,15 @@ class DeterministicActions(keras.layers.Layer):
         return config
 
 
+#: Input dtypes of the exported functions, per state type.
+_DTYPES = {"float": "float32", "int": "int32", "bool": "bool"}
+
+
+def _input_name(name: str) -> str:
+    """The input name of a (possibly nested, `a/b`) state or action name: `a.b`."""
+    return name.replace("/", ".")
+
+
 def export(agent, path: str) -> str:
     """Writes the inference model of `agent` to `path` (a `.keras` file).
 
@@ -85,13 +94,13 @@ def export(agent, path: str) -> str:
     agent._sync_weights()
     state_inputs = {}
     for name, spec in agent.states_spec.items():
-        dtype = {"float": "float32", "int": "int32", "bool": "bool"}[spec.type]
-        state_inputs[name] = keras.Input(shape=spec.shape, dtype=dtype, name=name.replace("/", "."))
+        state_inputs[name] = keras.Input(shape=spec.shape, dtype=_DTYPES[spec.type],
+                                         name=_input_name(name))
     mask_inputs = {}
     for name, spec in agent.actions_spec.items():
         if spec.type == "int":
             mask_inputs[name] = keras.Input(shape=spec.mask_shape(), dtype="bool",
-                                            name=f"{name.replace('/', '.')}_mask")
+                                            name=f"{_input_name(name)}_mask")
     params = agent.policy_model(state_inputs)
     layer = DeterministicActions(
         actions={name: spec.get_config() for name, spec in agent.actions_spec.items()},
@@ -149,8 +158,7 @@ def export_saved_model(agent, path: str) -> str:
 
     agent._sync_weights()
     states_spec, actions_spec = agent.states_spec, agent.actions_spec
-    dtypes = {"float": tf.float32, "int": tf.int32, "bool": tf.bool}
-    state_specs = {name: tf.TensorSpec((None,) + tuple(spec.shape), dtypes[spec.type])
+    state_specs = {name: tf.TensorSpec((None,) + tuple(spec.shape), _DTYPES[spec.type])
                    for name, spec in states_spec.items()}
     masked = [name for name, spec in actions_spec.items() if spec.type == "int"]
     mask_specs = {name: tf.TensorSpec((None,) + tuple(actions_spec[name].mask_shape()), tf.bool)
@@ -175,9 +183,9 @@ def export_saved_model(agent, path: str) -> str:
         return actions[actions_spec.singleton_name] if actions_spec.singleton else actions
 
     def serve(**inputs):
-        states = {name: inputs[name.replace("/", ".")] for name in states_spec}
-        masks = {name: inputs[f"{name.replace('/', '.')}_mask"] for name in masked}
-        return {name.replace("/", "."): value
+        states = {name: inputs[_input_name(name)] for name in states_spec}
+        masks = {name: inputs[f"{_input_name(name)}_mask"] for name in masked}
+        return {_input_name(name): value
                 for name, value in actions_of(states, masks, True).items()}
 
     module = tf.Module()
@@ -194,12 +202,10 @@ def export_saved_model(agent, path: str) -> str:
     for auxiliaries in auxiliaries_arguments:
         for deterministic in (True, False):
             module.act.get_concrete_function(states_argument, auxiliaries, deterministic)
-    signature = {name.replace("/", "."): tf.TensorSpec(spec.shape, spec.dtype,
-                                                       name=name.replace("/", "."))
-                 for name, spec in state_specs.items()}
-    signature.update({f"{name.replace('/', '.')}_mask": tf.TensorSpec(
-        spec.shape, spec.dtype, name=f"{name.replace('/', '.')}_mask")
-        for name, spec in mask_specs.items()})
+    signature = {_input_name(name): spec for name, spec in state_specs.items()}
+    signature.update({f"{_input_name(name)}_mask": spec for name, spec in mask_specs.items()})
+    signature = {key: tf.TensorSpec(spec.shape, spec.dtype, name=key)
+                 for key, spec in signature.items()}
     serving = tf.function(serve).get_concrete_function(**signature)
     path = os.path.abspath(os.fspath(path))
     os.makedirs(path, exist_ok=True)

@@ -41,6 +41,7 @@ linear/weights`, `baseline/value/linear/bias`, ...) are mapped onto these.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import json
 import os
@@ -557,33 +558,38 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
         registry.check_file_content(spec, f"checkpoint '{path}'")
         with registry.reading_file(), _restoring():
             agent = Agent.create({**spec, **kwargs}, environment=environment)
-    if full:
-        if metadata.get("agent") != agent.agent_type:
-            raise SaveError(
-                f"Cannot load '{path}': it holds a '{metadata.get('agent')}' agent, "
-                f"not '{agent.agent_type}'."
-            )
-        _restore_full(agent, arrays, memory, metadata, path)
-    else:
-        _assign_weights(agent, arrays, path)
+    _restore(agent, path, arrays, memory if full else None, metadata if full else None)
     for plugin in agent._plugins:  # a saver given to `load` counts from the loaded state
         if isinstance(plugin, Saver):
             plugin._last = getattr(agent, plugin.unit)
     return agent
 
 
-#: Set while `load` creates an agent: a saver attached then writes no initial checkpoint
+#: True while `load` creates an agent: a saver attached then writes no initial checkpoint
 #: (the agent's state is the loaded one only after creation).
-_RESTORING: list[bool] = [False]
+_RESTORING = contextvars.ContextVar("kerasrl_restoring", default=False)
 
 
 @contextlib.contextmanager
 def _restoring() -> Iterator[None]:
-    _RESTORING.append(True)
+    token = _RESTORING.set(True)
     try:
         yield
     finally:
-        _RESTORING.pop()
+        _RESTORING.reset(token)
+
+
+def _restore(agent, path: str, arrays: dict, memory: Any, metadata: dict | None) -> None:
+    """Puts a checkpoint's state into `agent`: all of it (`metadata` given) or the weights."""
+    if metadata is None:
+        _assign_weights(agent, arrays, path)
+        return
+    if metadata.get("agent") != agent.agent_type:
+        raise SaveError(
+            f"Cannot load '{path}': it holds a '{metadata.get('agent')}' agent, "
+            f"not '{agent.agent_type}'."
+        )
+    _restore_full(agent, arrays, memory, metadata, path)
 
 
 def _restore_full(agent, arrays, memory, metadata, path) -> None:
@@ -674,7 +680,7 @@ class Saver:
         self._saved_at: dict[str, float] = {}
         self._kept: set[str] = set()
         self._last = 0
-        if _RESTORING[-1]:
+        if _RESTORING.get():
             return  # `load` restores the agent, then sets `_last`
         if not (load_requested and self._load(agent)):
             self.save(agent)
@@ -685,16 +691,11 @@ class Saver:
             path, found_format, _ = find_checkpoint(self.directory, None, self.format)
         except SaveError:
             return False
-        if found_format not in ("keras", "checkpoint"):
-            _assign_weights(agent, read_weights(path, found_format), path)
-        else:
+        if found_format in ("keras", "checkpoint"):
             _, metadata, arrays, memory = _read_archive(path)
-            if metadata.get("agent") != agent.agent_type:
-                raise SaveError(
-                    f"Cannot load '{path}' into the saver's agent: it holds a "
-                    f"'{metadata.get('agent')}' agent, not '{agent.agent_type}'."
-                )
-            _restore_full(agent, arrays, memory, metadata, path)
+            _restore(agent, path, arrays, memory, metadata)
+        else:
+            _restore(agent, path, read_weights(path, found_format), None, None)
         self._last = getattr(agent, self.unit)
         return True
 

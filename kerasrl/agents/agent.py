@@ -868,15 +868,16 @@ class Agent:
         self.variable_noise = (
             None if parameter.is_constant() and parameter.value() == 0.0 else parameter)
 
-    def _call_policy(self, model: Any, states: Any, exploration: dict, deterministic: bool,
-                     seed: Any) -> Any:
+    def _call_policy(self, model: Any, states: Any, exploration: dict,
+                     deterministic: bool) -> Any:
         """`model(states)` inside an act program, with Tensorforce's variable noise.
 
         When sampling (not `deterministic`) with `variable_noise` σ, every
         trainable weight `w` of `model` is read as `w + σ·ε`, `ε ~ N(0, I)`,
-        drawn once per act call (shared by the batch) and never assigned: the
-        weights themselves stay as they are (Tensorforce adds the noise before
-        acting and subtracts it afterwards).
+        drawn from the act seed generator `_act_seed` once per act call
+        (shared by the batch) and never assigned: the weights themselves stay
+        as they are (Tensorforce adds the noise before acting and subtracts it
+        afterwards).
         """
         from kerasrl import backend as kbackend
 
@@ -890,7 +891,7 @@ class Agent:
             value = variable.value
             if variable.trainable:
                 noise = keras.random.normal(tuple(variable.shape), dtype=variable.dtype,
-                                            seed=seed)
+                                            seed=self._act_seed)
                 value = value + noise * keras.ops.cast(stddev, variable.dtype)
             mapping.append((variable, value))
         with keras.StatelessScope(state_mapping=mapping, initialize_variables=False):

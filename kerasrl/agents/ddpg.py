@@ -248,8 +248,7 @@ class DDPG(ContinuousActorCritic):
         return self._squash(self._flat_params(params, "mean"))
 
     def _act_program(self, states, masks, exploration, deterministic: bool):
-        params = self._call_policy(self.policy_model, states, exploration, deterministic,
-                                   self._act_seed)
+        params = self._call_policy(self.policy_model, states, exploration, deterministic)
         y = self._squash(self._flat_params(params, "mean"))
         if not deterministic and any(self._explores(name) for name in self.actions_spec):
             y = self._exploration_noise(y, exploration)

@@ -277,8 +277,7 @@ class DQN(OffPolicyAgent):
 
     # ------------------------------------------------------------------ compiled programs
     def _act_program(self, states, masks, exploration, deterministic: bool):
-        params = self._call_policy(self.q_model, states, exploration, deterministic,
-                                   self._act_seed)
+        params = self._call_policy(self.q_model, states, exploration, deterministic)
         actions = {}
         for action_name in self._q_specs:
             mask = masks.get(action_name)

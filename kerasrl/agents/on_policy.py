@@ -197,11 +197,13 @@ def parse_return_processing(spec: Any) -> tuple[Clipping | None, BatchNormalizat
     Raises:
         ArgumentError: for another spec.
     """
+    if spec is None:
+        return None, None
     layers = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     expected = ("None, dict(type='clipping', ...), 'batch_normalization' (or its dict), or "
                 "[clipping, batch_normalization]")
     clip, normalization = None, None
-    for position, layer in enumerate(layers):
+    for layer in layers:
         kind = layer.get("type") if isinstance(layer, Mapping) else layer
         if kind == "batch_normalization" and normalization is None:
             options = dict(layer) if isinstance(layer, Mapping) else {}
@@ -219,8 +221,6 @@ def parse_return_processing(spec: Any) -> tuple[Clipping | None, BatchNormalizat
             normalization = BatchNormalization(only_mean, min_variance)
         elif kind == "clipping" and clip is None and normalization is None:
             clip = clipping(layer, "return_processing")
-        elif layer is None and len(layers) == 1 and position == 0:
-            return None, None
         else:
             raise ArgumentError.invalid("return_processing", expected, spec)
     return clip, normalization
@@ -598,8 +598,7 @@ class OnPolicyAgent(Agent):
 
     # ------------------------------------------------------------------ compiled programs
     def _act_program(self, states, masks, exploration, deterministic: bool, with_value: bool):
-        params = self._call_policy(self.policy_model, states, exploration, deterministic,
-                                   self._act_seed)
+        params = self._call_policy(self.policy_model, states, exploration, deterministic)
         actions = {}
         log_prob = None
         for name, dist in self.distributions.items():

@@ -251,8 +251,7 @@ class SAC(ContinuousActorCritic):
         return y, log_prob - correction
 
     def _act_program(self, states, masks, exploration, deterministic: bool):
-        params = self._call_policy(self.policy_model, states, exploration, deterministic,
-                                   self._act_seed)
+        params = self._call_policy(self.policy_model, states, exploration, deterministic)
         if deterministic:
             y = self._squash(self._flat_params(params, "mean"))
         else:

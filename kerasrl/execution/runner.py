@@ -20,6 +20,9 @@ import numpy as np
 from kerasrl.errors import ArgumentError
 from kerasrl.specs import flatten
 
+#: The per-episode statistics: `runner.episode_<name>` and `runner.evaluation_<name>` lists.
+STATISTICS = ("returns", "timesteps", "seconds", "agent_seconds", "env_seconds")
+
 
 def _structure(specs) -> dict:
     """Names, types, shapes and num_values of specs (bounds may differ: an agent can
@@ -314,12 +317,9 @@ class Runner:
             )
         self._vector = None
         self._singles: list | None = None
-        self.episode_returns: list[float] = []
-        self.episode_timesteps: list[int] = []
-        self.episode_seconds: list[float] = []
-        self.episode_agent_seconds: list[float] = []
-        self.evaluation_returns: list[float] = []
-        self.evaluation_timesteps: list[int] = []
+        for name in STATISTICS:  # before any run: empty lists
+            setattr(self, f"episode_{name}", [])
+            setattr(self, f"evaluation_{name}", [])
         self.episode_timestep = np.zeros(self.num_parallel, np.int64)
         self.episode_return = np.zeros(self.num_parallel)
         self.timesteps = self.episodes = self.updates = 0
@@ -617,18 +617,17 @@ class Runner:
         `evaluation_timesteps` are the training lists.
         """
         self.timesteps = self.episodes = self.updates = 0
-        self.episode_returns, self.episode_timesteps = [], []
-        self.episode_seconds, self.episode_agent_seconds = [], []
-        self.episode_env_seconds = []
-        names = ("returns", "timesteps", "seconds", "agent_seconds", "env_seconds")
-        if evaluation or self._evaluation_environment:
-            for name in names:
-                setattr(self, f"evaluation_{name}", [])
-                if evaluation:
-                    setattr(self, f"episode_{name}", getattr(self, f"evaluation_{name}"))
-        else:
-            for name in names:
-                setattr(self, f"evaluation_{name}", getattr(self, f"episode_{name}"))
+        separate = evaluation or self._evaluation_environment
+        for name in STATISTICS:
+            evaluation_list = []
+            episode_list = evaluation_list if evaluation or not separate else []
+            setattr(self, f"episode_{name}", episode_list)
+            setattr(self, f"evaluation_{name}", evaluation_list)
+
+    def _append_statistics(self, prefix: str, *values: float) -> None:
+        """Appends one finished episode's `STATISTICS` to the `<prefix>_<name>` lists."""
+        for name, value in zip(STATISTICS, values, strict=True):
+            getattr(self, f"{prefix}_{name}").append(value)
 
     def _progress_count(self) -> int:
         return {"episodes": self.episodes, "timesteps": self.timesteps,
@@ -659,11 +658,8 @@ class Runner:
 
     def _evaluation_finished(self, episode_return: float, length: int, seconds: float,
                              agent_seconds: float, env_seconds: float) -> None:
-        self.evaluation_returns.append(float(episode_return))
-        self.evaluation_timesteps.append(int(length))
-        self.evaluation_seconds.append(float(seconds))
-        self.evaluation_agent_seconds.append(float(agent_seconds))
-        self.evaluation_env_seconds.append(float(env_seconds))
+        self._append_statistics("evaluation", float(episode_return), int(length),
+                                float(seconds), float(agent_seconds), float(env_seconds))
         if self._evaluation_callback is not None:
             score = self._evaluation_callback(self)
         else:
@@ -690,11 +686,8 @@ class Runner:
         if self._evaluation:
             self._evaluation_finished(episode_return, length, *times)
         else:
-            self.episode_returns.append(float(episode_return))
-            self.episode_timesteps.append(int(length))
-            self.episode_seconds.append(float(seconds))
-            self.episode_agent_seconds.append(float(agent_seconds))
-            self.episode_env_seconds.append(float(env_seconds))
+            self._append_statistics("episode", float(episode_return), int(length),
+                                    float(seconds), float(agent_seconds), float(env_seconds))
         if self._keras is not None:
             self._keras.on_episode_end(self.episodes - 1, {
                 "episode_return": float(episode_return), "episode_length": int(length),

@@ -145,6 +145,16 @@ def test_evaluation_does_not_learn(runner):
         np.testing.assert_array_equal(before, np.array(after))
 
 
+def test_every_statistics_list_exists_before_the_first_run():
+    from kerasrl.execution.runner import STATISTICS
+
+    fresh = Runner(agent=PPO_SPEC, environment="CartPole-v1", max_episode_timesteps=30)
+    for name in STATISTICS:
+        assert getattr(fresh, f"episode_{name}") == []
+        assert getattr(fresh, f"evaluation_{name}") == []
+    fresh.close()
+
+
 @pytest.mark.parametrize("batch_agent_calls", [True, False])
 def test_time_statistics_per_episode(runner, batch_agent_calls):
     runner.run(num_episodes=3, batch_agent_calls=batch_agent_calls, use_tqdm=False)
