@@ -98,6 +98,7 @@ from kerasrl.layers import (
 )
 from kerasrl.layers import base as layer_base
 from kerasrl.layers.misc import compile_expression
+from kerasrl.layers.recurrent import Rnn
 from kerasrl.registry import (
     check_file_content,
     import_object,
@@ -110,6 +111,8 @@ from kerasrl.registry import (
 from kerasrl.specs import Specs, ValueSpec
 
 NETWORK_TYPES = ("auto", "custom", "keras", "layered")
+#: Prefix of the input keys of a network's internal states (`'<internals>/<layer name>'`).
+INTERNALS = "<internals>"
 LAYER_TYPES = tuple(sorted({*LAYERS, *STRUCTURAL_TYPES}))
 _INPUT_DTYPES = {"float": "float32", "int": "int32", "bool": "bool"}
 _AUTO_ARGUMENTS = ("size", "depth", "final_size", "final_depth", "rnn", "l2_regularization")
@@ -201,6 +204,8 @@ class _Build:
         self.names = _Names(name, used)
         self.tensors: dict[str, _Tensor] = {}
         self.preprocessing = False
+        #: Per recurrent layer call: `(internal input, next internal state)`.
+        self.internals: dict[str, tuple[Any, Any]] = {}
 
 
 def _type_key(spec: Any) -> str | None:
@@ -323,6 +328,7 @@ class NetworkBuilder:
         states: Any,
         name: str = "policy_network",
         preprocessing: Any = "linear_normalization",
+        recurrent: bool = False,
     ) -> keras.Model:
         """Builds one functional network model.
 
@@ -334,10 +340,15 @@ class NetworkBuilder:
                 `'linear_normalization'` (default; only float states with
                 finite bounds), None, a layer spec or list of layer specs for
                 every state, or a dict keyed by state name.
+            recurrent: Whether recurrent layers are allowed (the agent carries
+                their internal states); else they raise an `ArgumentError`.
 
         Returns:
             A functional `keras.Model` with a dict of named inputs and one
-            `(batch, d)` float output.
+            `(batch, d)` float output. With recurrent layers (`rnn`, `lstm`,
+            `gru`) the inputs also hold one internal state per layer call,
+            keyed `'<internals>/<layer name>'` (see `network_internals`), and
+            the outputs are `[embedding, *next internal states]`.
 
         Raises:
             ArgumentError: for invalid specs, arguments or unknown names.
@@ -369,10 +380,18 @@ class NetworkBuilder:
         else:
             output = self._run_stacks(payload, build)
         output = self._finalize(output, build)
-        with warnings.catch_warnings():
-            # Nested state names ('a/b') differ from their Input names ('a.b') on purpose.
-            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
-            return keras.Model(inputs=inputs, outputs=output, name=name)
+        if build.internals:
+            # A recurrent network: the internal states are inputs too, and the
+            # outputs are [embedding, *next internal states] in the same order.
+            inputs.update({internal_key(key): pair[0] for key, pair in build.internals.items()})
+            output = [output, *(pair[1] for pair in build.internals.values())]
+        if build.internals and not recurrent:
+            raise ArgumentError.invalid(
+                "network", "layers without internal state for this agent (recurrent layers "
+                "rnn/lstm/gru and auto rnn=... work with the on-policy agents: ppo, vpg, ac, "
+                "a2c, trpo and their tensorforce compositions)",
+                f"recurrent layers {sorted(build.internals)}", f"network '{name}'")
+        return functional_model(inputs, output, name)
 
     # ------------------------------------------------------------------ spec forms
     def _network_form(self, spec: Any) -> tuple[str, Any]:
@@ -495,9 +514,9 @@ class NetworkBuilder:
             arguments.get("l2_regularization", 0.0), "l2_regularization", where, 0.0
         )
         if rnn is not False and rnn is not None:
-            raise ArgumentError.invalid(
-                "rnn", "False (recurrent auto networks are not supported yet)", rnn, where
-            )
+            rnn = layer_base.check_int(rnn, "rnn", where, minimum=1)
+        else:
+            rnn = None
         single = len(states) == 1
         if single and (final_size is not None or final_depth != 1):
             raise ArgumentError.invalid(
@@ -546,6 +565,8 @@ class NetworkBuilder:
         if not single:
             for n in range(final_depth):
                 final.append(dict(type="dense", size=final_size, _local_name=f"dense{n}", **extra))
+        if rnn is not None:  # Tensorforce: an LSTM of the final size as the last layer
+            final.append(dict(type="lstm", size=final_size, horizon=rnn, _local_name="lstm"))
         stacks.append(final)
         return stacks
 
@@ -597,7 +618,7 @@ class NetworkBuilder:
                 try:
                     if key in self._preprocessing:
                         for layer in self._preprocessing[key]:
-                            current = self._call(layer, current)
+                            current = self._call(layer, current, step)
                     else:
                         created: list = []
                         for spec in layers:
@@ -655,7 +676,7 @@ class NetworkBuilder:
             self._by_keras_name[spec.name] = spec
             build.names.used.add(spec.name)
             created.append(spec)
-            return self._call(spec, self._need_input(current, spec.name))
+            return self._call(spec, self._need_input(current, spec.name), build)
         key = _type_key(spec)
         if key in STRUCTURAL_TYPES and build.preprocessing:
             raise ArgumentError.invalid(
@@ -678,7 +699,7 @@ class NetworkBuilder:
         current = self._need_input(current, str(spec.get("type")))
         layer = self._create_layer(spec, key, current.info, build)
         created.append(layer)
-        return self._call(layer, current)
+        return self._call(layer, current, build)
 
     @staticmethod
     def _need_input(current: _Tensor | None, what: str) -> _Tensor:
@@ -773,7 +794,9 @@ class NetworkBuilder:
                 "to apply the existing one again)", name,
             )
 
-    def _call(self, layer: keras.layers.Layer, current: _Tensor) -> _Tensor:
+    def _call(self, layer: keras.layers.Layer, current: _Tensor, build: _Build) -> _Tensor:
+        if isinstance(layer, Rnn):
+            return self._call_recurrent(layer, current, build)
         output = layer(current.tensor)
         if isinstance(output, (list, tuple)) and len(output) == 1:
             output = output[0]
@@ -788,6 +811,23 @@ class NetworkBuilder:
             elif isinstance(layer, _VALUE_LAYERS):
                 info = current.info
         return _Tensor(output, info)
+
+    @staticmethod
+    def _call_recurrent(layer: Rnn, current: _Tensor, build: _Build) -> _Tensor:
+        """Applies a temporal layer: its internal state becomes an input and an output."""
+        if build.preprocessing:
+            raise ArgumentError.invalid(
+                "layer type", "a layer without internal state in preprocessing (not rnn, lstm "
+                "or gru)", layer.cell_type, "preprocessing",
+            )
+        key, index = layer.name, 1
+        while key in build.internals:  # the same layer applied again
+            key, index = f"{layer.name}_{index}", index + 1
+        state = keras.Input(shape=layer.internal_shape, dtype="float32",
+                            name=layer_name(f"internals_{key}"))
+        output, next_state = layer([current.tensor, state])
+        build.internals[key] = (state, next_state)
+        return _Tensor(output, _Info.of_tensor(output))
 
     # ------------------------------------------------------------------ structural layers
     def _register(self, spec: dict, current: _Tensor, build: _Build) -> _Tensor:
@@ -872,7 +912,7 @@ class NetworkBuilder:
                 target, "layer 'reuse'",
             )
         for layer in layers:
-            current = self._call(layer, current)
+            current = self._call(layer, current, build)
         created.extend(layers)
         build.names.used.update(layer.name for layer in layers)
         return current
@@ -923,11 +963,49 @@ def _check_keys(spec: dict, allowed: tuple[str, ...], what: str) -> None:
         )
 
 
+def functional_model(inputs: Any, outputs: Any, name: str) -> keras.Model:
+    """`keras.Model(inputs, outputs)` for inputs keyed by names that differ from the
+    `Input` names on purpose (nested states `'a/b'` → `'a.b'`, internal states)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+        return keras.Model(inputs=inputs, outputs=outputs, name=name)
+
+
+def internal_key(name: str) -> str:
+    """The input key of the internal state of a recurrent layer call `name`."""
+    return f"{INTERNALS}/{name}"
+
+
+def network_internals(model: keras.Model) -> dict[str, tuple[int, ...]]:
+    """The internal states of a network built by `NetworkBuilder`: `{name: shape}`.
+
+    Empty for a network without recurrent layers. The names are in the order
+    of the next states among the model's outputs (after the embedding).
+
+    Example:
+
+    >>> model = build_network([dict(type='gru', size=4, horizon=8)],
+    ...                       dict(type='float', shape=(3,)), recurrent=True)
+    >>> network_internals(model)
+    {'policy_network_gru0': (4,)}
+    """
+    prefix = f"{INTERNALS}/"
+    inputs = model.input if isinstance(model.input, Mapping) else {}
+    return {key[len(prefix):]: tuple(tensor.shape[1:]) for key, tensor in inputs.items()
+            if key.startswith(prefix)}
+
+
+def network_horizon(model: keras.Model) -> int:
+    """The longest `horizon` of the recurrent layers of `model` (0 without any)."""
+    return max((layer.horizon for layer in model.layers if isinstance(layer, Rnn)), default=0)
+
+
 def build_network(
     spec: Any,
     states: Any,
     name: str = "policy_network",
     preprocessing: Any = "linear_normalization",
+    recurrent: bool = False,
 ) -> keras.Model:
     """Builds a network with a fresh `NetworkBuilder` (no sharing with other networks).
 
@@ -937,6 +1015,7 @@ def build_network(
         name: Model name and layer-name prefix.
         preprocessing: Tensorforce's `state_preprocessing` (see
             `NetworkBuilder.build`).
+        recurrent: Whether recurrent layers are allowed (see `NetworkBuilder.build`).
 
     Returns:
         A functional `keras.Model` with a dict of named inputs and one
@@ -948,7 +1027,18 @@ def build_network(
     >>> tuple(model({'state': np.zeros((5, 3), 'float32')}).shape)
     (5, 8)
     """
-    return NetworkBuilder().build(spec, states, name=name, preprocessing=preprocessing)
+    return NetworkBuilder().build(spec, states, name=name, preprocessing=preprocessing,
+                                  recurrent=recurrent)
 
 
-__all__ = ["NetworkBuilder", "build_network", "NETWORK_TYPES", "LAYER_TYPES"]
+__all__ = [
+    "INTERNALS",
+    "LAYER_TYPES",
+    "NETWORK_TYPES",
+    "NetworkBuilder",
+    "build_network",
+    "functional_model",
+    "internal_key",
+    "network_horizon",
+    "network_internals",
+]

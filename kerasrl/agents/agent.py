@@ -216,8 +216,57 @@ def _check_no_internals(internals: Any, argument: str) -> None:
     values = internals if isinstance(internals, (list, tuple)) else [internals]
     if not all(isinstance(value, Mapping) and not value for value in values):
         raise ArgumentError.invalid(
-            argument, "{} or a list of {} (the policies of this version are not recurrent; "
+            argument, "{} or a list of {} (this agent's policy is not recurrent; "
             "start from agent.initial_internals())", internals)
+
+
+def parse_internals(internals: Any, shapes: Mapping[str, tuple], size: int,
+                    argument: str) -> dict[str, np.ndarray]:
+    """Checks internal states given to `act` or `experience`; returns `(size, *shape)` arrays.
+
+    Args:
+        internals: A dict `{name: value}` with the names of `shapes` (values of
+            shape `shape`, repeated for every row, or `(size, *shape)`), or a
+            list of `size` such dicts.
+        shapes: The internal states' shapes by name.
+        size: The number of rows (the batch or the number of timesteps).
+        argument: The argument name for messages.
+
+    Returns:
+        `{name: float32 array (size, *shape)}`.
+    """
+    if not shapes:
+        _check_no_internals(internals, argument)
+        return {}
+    expected = f"a dict with the keys {sorted(shapes)} (from agent.initial_internals())"
+    if isinstance(internals, (list, tuple)):
+        if len(internals) != size or not all(
+                isinstance(item, Mapping) and set(item) == set(shapes) for item in internals):
+            raise ArgumentError.invalid(
+                argument, f"{size} dicts (one per row) with the keys {sorted(shapes)}, or "
+                f"{expected}", internals)
+        try:
+            internals = {name: np.stack([np.asarray(item[name]) for item in internals])
+                         for name in shapes}
+        except ValueError as exc:
+            raise InputError.invalid(argument, "rows of equal shapes", str(exc)) from None
+    if not isinstance(internals, Mapping) or set(internals) != set(shapes):
+        raise ArgumentError.invalid(argument, expected, internals)
+    parsed = {}
+    for name, shape in shapes.items():
+        value = np.asarray(internals[name])
+        if value.dtype.kind not in "fiu":
+            raise InputError.invalid(f"{argument}['{name}']", "float values", value.dtype)
+        value = value.astype(np.float32)
+        if value.shape == tuple(shape):
+            value = np.broadcast_to(value, (size, *shape))
+        elif value.shape != (size, *shape):
+            raise InputError.invalid(f"{argument}['{name}']",
+                                     f"shape {tuple(shape)} or {(size, *shape)}", value.shape)
+        if not np.all(np.isfinite(value)):
+            raise _non_finite_input(f"{argument}['{name}']", value, "row")
+        parsed[name] = np.array(value, np.float32)  # a writable copy
+    return parsed
 
 
 class Agent:
@@ -693,21 +742,38 @@ class Agent:
             ArgumentError: `internals` in training mode, or not empty.
             CallOrderError: `act` twice on a slot without `observe`.
         """
+        shapes = self.internal_shapes()
         if internals is not None:
             if not independent:
                 raise ArgumentError.invalid(
                     "internals", "None unless independent=True (training acts keep the "
                     "internal state themselves)", internals)
-            _check_no_internals(internals, "internals")
+            if not shapes:
+                _check_no_internals(internals, "internals")
+        elif independent and shapes:
+            raise ArgumentError.invalid(
+                "internals", "the recurrent policy's internal state with independent=True "
+                "(start from agent.initial_internals(), then pass back what act returns)", None)
         parsed = self._parser.parse(states)
         if not self.config["enable_int_action_masking"]:
             parsed.masks = {}
         if independent:
             if not (np.ndim(parallel) == 0 and parallel in (0, None)):
                 raise ArgumentError.invalid("parallel", "0 with independent=True", parallel)
-            actions = self._act_batch(parsed.states, parsed.masks, None, True, bool(deterministic))
+            if not shapes:
+                actions = self._act_batch(parsed.states, parsed.masks, None, True,
+                                          bool(deterministic))
+                actions = format_actions(actions, self.actions_spec, parsed)
+                return actions if internals is None else (actions, internals)
+            values = parse_internals(internals, shapes, parsed.size, "internals")
+            actions, values = self._act_recurrent(parsed.states, parsed.masks,
+                                                  bool(deterministic), values)
             actions = format_actions(actions, self.actions_spec, parsed)
-            return actions if internals is None else (actions, internals)
+            if isinstance(internals, (list, tuple)):
+                return actions, [{k: v[i] for k, v in values.items()} for i in range(parsed.size)]
+            if not parsed.batched:
+                values = {k: v[0] for k, v in values.items()}
+            return actions, values
         slots = self._parallel_indices(parallel, parsed.size, parsed.batched, "parallel")
         waiting = self._awaiting_observe[slots]
         if waiting.any():
@@ -793,12 +859,17 @@ class Agent:
                 self._notify("on_episode_end", int(slot), float(episode_return), int(length))
         return updates
 
+    def internal_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shapes of the policy's internal states by name (`{}`: not recurrent)."""
+        return {}
+
     def initial_internals(self) -> dict:
         """The policy's initial internal state, for `act(..., internals=..., independent=True)`.
 
         Returns:
-            `{}`: the policies of this version are not recurrent (Tensorforce
-            returns one entry per recurrent module).
+            `{layer name: zeros(shape)}`, one entry per recurrent layer of the
+            policy (see `docs/recurrent.md`): `(2, size)` for an LSTM, `(size,)`
+            for a GRU. `{}` for a policy without recurrent layers.
 
         Example:
 
@@ -809,7 +880,7 @@ class Agent:
         >>> internals
         {}
         """
-        return {}
+        return {name: np.zeros(shape, np.float32) for name, shape in self.internal_shapes().items()}
 
     def reset(self) -> None:
         """Forgets unfinished episodes in every slot (e.g. after an interrupted run)."""
@@ -823,6 +894,11 @@ class Agent:
         self._notify("close")
 
     # ------------------------------------------------------------------ subclass API
+    def _act_recurrent(self, states: dict, masks: dict, deterministic: bool,
+                       internals: dict) -> tuple[dict, dict]:
+        """Independent act of a recurrent policy: `(actions, next internals)`."""
+        raise NotImplementedError
+
     def _act_batch(
         self, states: dict, masks: dict, slots: np.ndarray | None, independent: bool,
         deterministic: bool,
@@ -953,8 +1029,11 @@ class Agent:
             terminal: Terminal codes per timestep (0, 1, 2); the last must be
                 1 or 2 (full episodes only).
             reward: Rewards per timestep.
-            internals: Per-timestep internal states as returned by `act`
-                (`{}` each for the non-recurrent policies of this version), or None.
+            internals: Per-timestep internal states as returned by
+                `act(independent=True)` (a list of dicts, or a dict of arrays
+                with time first; `{}` each for a policy without recurrent
+                layers), or None: a recurrent agent then recomputes them by
+                running its policy over each episode from the initial state.
 
         Raises:
             InputError: malformed values, or an unfinished last episode.
@@ -962,7 +1041,7 @@ class Agent:
         """
         from kerasrl.agents.io import parse_actions
 
-        if internals is not None:
+        if internals is not None and not self.internal_shapes():
             _check_no_internals(internals, "internals")
         if self._awaiting_observe.any() or self._episode_timesteps.any():
             raise CallOrderError(
@@ -988,6 +1067,12 @@ class Agent:
             raise InputError.invalid("reward", f"{size} finite numbers", reward)
         if not np.all(np.isfinite(reward.astype(np.float32))):
             raise _non_finite_input("reward", reward.astype(np.float32), "timestep")
+        if self.internal_shapes():
+            values = None if internals is None else parse_internals(
+                internals, self.internal_shapes(), size, "internals")
+            self._experience(parsed.states, parsed.masks, flat_actions, terminal,
+                             reward.astype(np.float32), values)
+            return
         self._experience(parsed.states, parsed.masks, flat_actions, terminal,
                          reward.astype(np.float32))
 

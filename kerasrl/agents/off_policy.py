@@ -56,6 +56,7 @@ from kerasrl import parameters
 from kerasrl.agents.agent import Agent
 from kerasrl.agents.on_policy import clipping, parse_update
 from kerasrl.errors import ArgumentError
+from kerasrl.networks import functional_model
 from kerasrl.optimizers import OptimizerSpec, optimizer_config
 from kerasrl.replay import NStepWindow, ReplayMemory
 from kerasrl.validation import check_float, check_int, is_number
@@ -642,10 +643,8 @@ def build_critic(builder, network: Any, states_spec, action_size: int, preproces
                                 name=f"{name}_hidden")(hidden)
     value = keras.layers.Dense(1, name=f"{name}_value")(hidden)
     value = keras.layers.Reshape((), name=f"{name}_squeeze")(value)
-    with warnings.catch_warnings():
-        # The action input is keyed ACTION_INPUT but named after the critic (unique names).
-        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
-        return keras.Model({**network_model.input, ACTION_INPUT: action_input}, value, name=name)
+    # The action input is keyed ACTION_INPUT but named after the critic (unique names).
+    return functional_model({**network_model.input, ACTION_INPUT: action_input}, value, name)
 
 
 class ContinuousActorCritic(OffPolicyAgent):

@@ -24,6 +24,13 @@ sampled by the policy before the update either way, so this gives the same
 updates as updating right after the cut with the next state's value, as SB3
 does, without asking the environment for the next state twice.
 
+With recurrent layers in the policy or the baseline (`rnn`, `lstm`, `gru`)
+the internal state of every parallel slot lives in a device variable that
+the compiled training act reads and writes (zeroed at each slot's episode
+start); the state before each step is stored with the experience, and
+updates unroll the networks over sequences of at most `horizon` steps
+(`kerasrl.agents.sequences`).
+
 Subclasses implement `policy_objective(...)`: the loss of one gradient step.
 """
 
@@ -39,10 +46,16 @@ from keras import ops
 from kerasrl import backend as kbackend
 from kerasrl import distributions as kdistributions
 from kerasrl import parameters
+from kerasrl.agents import sequences
 from kerasrl.agents.agent import Agent
 from kerasrl.errors import ArgumentError
 from kerasrl.memories import RecentMemory, TrajectoryBuffer, check_saved_fields, pad_batch
-from kerasrl.networks import NetworkBuilder
+from kerasrl.networks import (
+    NetworkBuilder,
+    functional_model,
+    network_horizon,
+    network_internals,
+)
 from kerasrl.optimizers import OptimizerSpec
 from kerasrl.returns import gae, n_step_returns
 from kerasrl.validation import check_float, check_int, in_range, is_number
@@ -399,10 +412,11 @@ class OnPolicyAgent(Agent):
         # ---------------------------------------------------------------- networks
         self.network_builder = NetworkBuilder()
         policy_network = self.network_builder.build(
-            network, self.states_spec, name="policy_network", preprocessing=state_preprocessing
+            network, self.states_spec, name="policy_network", preprocessing=state_preprocessing,
+            recurrent=True,
         )
-        embedding = policy_network.outputs[0] if isinstance(policy_network.outputs, list) else (
-            policy_network.outputs)
+        self._policy_internals = network_internals(policy_network)
+        embedding = policy_network.outputs[0]
         self.distributions: dict[str, Any] = {}
         outputs = {}
         for name, spec in self.actions_spec.items():
@@ -413,7 +427,9 @@ class OnPolicyAgent(Agent):
             )
             self.distributions[name] = dist
             outputs[name] = dist.build(embedding)
-        self.policy_model = keras.Model(policy_network.input, outputs, name="policy")
+        if self._policy_internals:  # the next internal states are outputs too
+            outputs = [outputs, *policy_network.outputs[1:]]
+        self.policy_model = functional_model(policy_network.input, outputs, "policy")
         self.has_baseline = baseline is not None
         if self.horizon is not None and not self.has_baseline and (
                 not self.unbootstrapped_horizon):
@@ -422,18 +438,21 @@ class OnPolicyAgent(Agent):
                 f"{self.baseline_argument} (an n-step return bootstraps from the "
                 f"{self.baseline_argument})", predict_horizon_values, where=where)
         self.baseline_model = None
+        self._baseline_internals: dict[str, tuple] = {}
         if self.has_baseline:
             baseline_network = self.network_builder.build(
                 baseline, self.states_spec, name="baseline_network",
-                preprocessing=state_preprocessing,
+                preprocessing=state_preprocessing, recurrent=True,
             )
-            hidden = baseline_network.outputs[0] if isinstance(
-                baseline_network.outputs, list) else baseline_network.outputs
+            self._baseline_internals = network_internals(baseline_network)
             value = keras.layers.Dense(
                 1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="baseline_value"
-            )(hidden)
+            )(baseline_network.outputs[0])
             value = keras.layers.Reshape((), name="baseline_squeeze")(value)
-            self.baseline_model = keras.Model(baseline_network.input, value, name="baseline")
+            if self._baseline_internals:
+                value = [value, *baseline_network.outputs[1:]]
+            self.baseline_model = functional_model(baseline_network.input, value, "baseline")
+        self._init_recurrence(where)
 
         # ---------------------------------------------------------------- optimizers
         self.baseline_optimizer_spec = None
@@ -477,22 +496,29 @@ class OnPolicyAgent(Agent):
         self._update_seed = keras.random.SeedGenerator(
             (seed + 1) if seed is not None else int(self._rng.integers(2**31)))
         all_variables += [self._act_seed.state, self._update_seed.state]
+        all_variables += list(self._internal_state.values())
         self.engine = kbackend.Engine(all_variables)
         # Three act functions (each one compiled call per batch): training
         # (sample, log-prob, value), independent sampling, and the mode.
         policy_variables = list(self.policy_model.variables) + [self._act_seed.state]
         train_variables = policy_variables + (
             list(self.baseline_model.variables) if self.has_baseline else [])
-        self._act_train = self.engine.function(
-            lambda s, m, e: self._act_program(s, m, e, False, True), sync=False,
-            variables=train_variables, pack=True,
-        )
+        if self.recurrent:
+            self._act_train = self.engine.function(
+                self._recurrent_train_act, sync=False, pack=True,
+                variables=train_variables + list(self._internal_state.values()),
+            )
+        else:
+            self._act_train = self.engine.function(
+                lambda s, m, e: self._act_program(s, m, e, False, True), sync=False,
+                variables=train_variables, pack=True,
+            )
         self._act_sample = self.engine.function(
-            lambda s, m, e: self._act_program(s, m, e, False, False), sync=False,
+            lambda s, m, e, *i: self._act_program(s, m, e, False, False, *i), sync=False,
             variables=policy_variables, pack=True,
         )
         self._act_mode = self.engine.function(
-            lambda s, m, e: self._act_program(s, m, e, True, False), sync=False,
+            lambda s, m, e, *i: self._act_program(s, m, e, True, False, *i), sync=False,
             variables=policy_variables, pack=True,
         )
         self._update_program_compiled = self.engine.function(self._update_program, sync=True,
@@ -508,6 +534,8 @@ class OnPolicyAgent(Agent):
             fields[f"masks/{name}"] = (spec.mask_shape(), np.bool_)
         for name, spec in self.actions_spec.items():
             fields[f"actions/{name}"] = (spec.shape, spec.dtype)
+        for key, shape in self._internal_shapes_all.items():
+            fields[f"internals/{key}"] = (shape, np.float32)
         fields["log_prob"] = ((), np.float32)
         fields["value"] = ((), np.float32)
         fields["reward"] = ((), np.float32)
@@ -526,6 +554,30 @@ class OnPolicyAgent(Agent):
         self.last_metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------ construction helpers
+    def _init_recurrence(self, where: str) -> None:
+        """The internal states of recurrent networks: shapes, horizon and per-slot variables."""
+        #: `{'policy/<layer>' | 'baseline/<layer>': shape}` of every internal state.
+        self._internal_shapes_all = {
+            **{f"policy/{k}": v for k, v in self._policy_internals.items()},
+            **{f"baseline/{k}": v for k, v in self._baseline_internals.items()},
+        }
+        self.recurrent = bool(self._internal_shapes_all)
+        #: The truncated-backpropagation length: the longest recurrent horizon.
+        self.sequence_length = max(network_horizon(self.policy_model), network_horizon(
+            self.baseline_model) if self.has_baseline else 0)
+        if self._baseline_internals and self.late_horizon_values:
+            raise ArgumentError.invalid(
+                "predict_horizon_values", "'early' or False with a recurrent "
+                f"{self.baseline_argument} (a 'late' value of s_(t+n) needs its internal state)",
+                "late", where=where)
+        self._internal_state = {
+            key: keras.Variable(np.zeros((self.parallel_interactions, *shape), np.float32),
+                                trainable=False, name=f"internal_state_{i}")
+            for i, (key, shape) in enumerate(self._internal_shapes_all.items())}
+
+    def internal_shapes(self) -> dict[str, tuple[int, ...]]:
+        return dict(self._policy_internals)
+
     @staticmethod
     def _unpack_policy(policy, distributions, temperature):
         if isinstance(policy, Mapping) and policy.get("type") == "parametrized_distributions":
@@ -597,8 +649,22 @@ class OnPolicyAgent(Agent):
         return {"timesteps": self.timesteps, "episodes": self.episodes, "updates": self.updates}
 
     # ------------------------------------------------------------------ compiled programs
-    def _act_program(self, states, masks, exploration, deterministic: bool, with_value: bool):
-        params = self._call_policy(self.policy_model, states, exploration, deterministic)
+    def _act_program(self, states, masks, exploration, deterministic: bool, with_value: bool,
+                     internals=None):
+        """Actions (and their log-probabilities and values) of one batch.
+
+        `internals` holds the recurrent networks' states `{'policy/<layer>':
+        ..., 'baseline/<layer>': ...}` before this step; the next ones are
+        returned under `'internals'`.
+        """
+        internals = internals or {}
+
+        def call(model, inputs):
+            return self._call_policy(model, inputs, exploration, deterministic)
+
+        params, following = sequences.step(
+            self.policy_model, states, self._part(internals, "policy"), call=call)
+        following = {f"policy/{k}": v for k, v in following.items()}
         actions = {}
         log_prob = None
         for name, dist in self.distributions.items():
@@ -614,13 +680,84 @@ class OnPolicyAgent(Agent):
             term = dist.log_prob(params[name], action, mask=mask)
             log_prob = term if log_prob is None else log_prob + term
         if not with_value:
-            return {"actions": actions}
+            return {"actions": actions, "internals": following} if following else {
+                "actions": actions}
         outputs = {"actions": actions, "log_prob": log_prob}
         if self.has_baseline:
-            outputs["value"] = kbackend.call_model(self.baseline_model, states)
+            outputs["value"], after = sequences.step(
+                self.baseline_model, states, self._part(internals, "baseline"))
+            following.update({f"baseline/{k}": v for k, v in after.items()})
         else:
             outputs["value"] = ops.zeros_like(log_prob)
+        if following:
+            outputs["internals"] = following
         return outputs
+
+    def _part(self, internals: dict, network: str) -> dict:
+        """The internal states of one network (`'policy'`, `'baseline'`), in its input order."""
+        names = self._policy_internals if network == "policy" else self._baseline_internals
+        return {name: internals[f"{network}/{name}"] for name in names}
+
+    def _recurrent_train_act(self, states, masks, exploration, slots, starts):
+        """The training act of a recurrent agent: the slots' states live on the device.
+
+        Each slot's internal state is read from `_internal_state` (zeros where
+        `starts`: the slot's episode begins), and its next state written back.
+        The outputs add the states before the step (`'internals'`), which the
+        experience stores for the sequence updates.
+        """
+        keep = 1.0 - ops.cast(starts, "float32")
+        internals = {}
+        for key, variable in self._internal_state.items():
+            value = ops.take(variable, slots, axis=0)
+            internals[key] = value * ops.reshape(keep, (-1,) + (1,) * (len(value.shape) - 1))
+        outputs = self._act_program(states, masks, exploration, False, True, internals)
+        indices = ops.expand_dims(slots, axis=1)
+        for key, value in outputs["internals"].items():
+            variable = self._internal_state[key]
+            variable.assign(ops.scatter_update(variable, indices, value))
+        outputs["internals"] = internals
+        return outputs
+
+    def _train_act(self, states, masks, slots):
+        """Runs the compiled training act on `slots` (with their episode starts if recurrent)."""
+        exploration = self._exploration_values(False)
+        if not self.recurrent:
+            return self._act_train(states, masks, exploration)
+        return self._act_train(states, masks, exploration, np.asarray(slots, np.int32),
+                               self._episode_timesteps[slots] == 0)
+
+    def _act_recurrent(self, states, masks, deterministic, internals):
+        function = self._act_mode if deterministic else self._act_sample
+        keyed = {f"policy/{k}": v for k, v in internals.items()}
+        outputs = function(states, masks, self._exploration_values(True), keyed)
+        actions = {name: np.asarray(outputs["actions"][name]).astype(spec.dtype, copy=False)
+                   for name, spec in self.actions_spec.items()}
+        following = {name: np.asarray(outputs["internals"][f"policy/{name}"], np.float32)
+                     for name in self._policy_internals}
+        return actions, following
+
+    def _policy_params(self, batch, training: bool = False):
+        """The policy's distribution parameters for every row of an update batch."""
+        return self._batch_outputs("policy", batch, training)
+
+    def _baseline_value(self, batch, training: bool = False):
+        """The baseline's `V(s)` for every row of an update batch."""
+        return self._batch_outputs("baseline", batch, training)
+
+    def _batch_outputs(self, network: str, batch, training: bool):
+        """The outputs of the `'policy'` or `'baseline'` model for every row of a batch.
+
+        A recurrent network is unrolled over the batch's sequences from their
+        stored internal states (`sequences.unroll`).
+        """
+        model = self.policy_model if network == "policy" else self.baseline_model
+        names = self._policy_internals if network == "policy" else self._baseline_internals
+        states = self._batch_states(batch)
+        if not names:
+            return kbackend.call_model(model, states, training=training)
+        internals = {n: batch[f"internals/{network}/{n}"] for n in names}
+        return sequences.unroll(model, states, internals, self.sequence_length, training)
 
     def _explore(self, name, action, mask, epsilon):
         """Tensorforce exploration: random valid value (int/bool) or Gaussian noise (float)."""
@@ -717,7 +854,7 @@ class OnPolicyAgent(Agent):
         For agents whose objective has no KL metric: one more policy pass on
         the batch after the update, inside the compiled update.
         """
-        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        params = self._policy_params(batch)
         terms = self._action_terms(params, batch)
         log_prob, _ = self._sum_terms(terms)
         metrics = {"approx_kl": _approx_kl(log_prob - batch["log_prob"], weights)}
@@ -734,7 +871,7 @@ class OnPolicyAgent(Agent):
 
     def value_objective(self, batch, weights, hyper):
         """Baseline loss: mean squared error between V(s) and the returns."""
-        value = kbackend.call_model(self.baseline_model, self._batch_states(batch), training=True)
+        value = self._baseline_value(batch, training=True)
         value_loss = _weighted_mean(ops.square(value - batch["return"]), weights)
         return value_loss, {"value_loss": value_loss}
 
@@ -834,8 +971,7 @@ class OnPolicyAgent(Agent):
 
     def _advantage_from_baseline(self, batch):
         """The batch with `advantage = return - V(s)`, `V` the baseline as it is now."""
-        value = ops.stop_gradient(kbackend.call_model(
-            self.baseline_model, self._batch_states(batch)))
+        value = ops.stop_gradient(self._baseline_value(batch))
         return {**batch, "advantage": batch["return"] - value}
 
     def _update_program(self, batch, valid, hyper):
@@ -843,7 +979,7 @@ class OnPolicyAgent(Agent):
         # policy as it is at the start of the update (Tensorforce's semantics):
         # for fresh rollouts this equals the acting policy; for Tensorforce's
         # sliding windows of recent episodes it keeps older episodes usable.
-        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        params = self._policy_params(batch)
         terms = self._action_terms(params, batch)
         reference, _ = self._sum_terms(terms)
         batch = {**batch, "log_prob": ops.stop_gradient(reference)}
@@ -887,7 +1023,10 @@ class OnPolicyAgent(Agent):
             function = self._act_train
         # Only the masks that were given go to the compiled function (no
         # masking ops otherwise); the memory stores all-True masks for the rest.
-        outputs = function(states, masks, self._exploration_values(independent))
+        if independent:
+            outputs = function(states, masks, self._exploration_values(True))
+        else:
+            outputs = self._train_act(states, masks, slots)
         masks = self._full_masks(masks, size)
         actions = {
             name: np.asarray(outputs["actions"][name]).astype(spec.dtype, copy=False)
@@ -902,6 +1041,7 @@ class OnPolicyAgent(Agent):
         record.update({f"actions/{k}": v for k, v in actions.items()})
         record["log_prob"] = outputs["log_prob"]
         record["value"] = outputs["value"]
+        record.update({f"internals/{k}": v for k, v in outputs.get("internals", {}).items()})
         self._buffer.write(slots, record, advance=False)
         return actions
 
@@ -947,6 +1087,8 @@ class OnPolicyAgent(Agent):
                 advantages = (returns - values).astype(np.float32)
         segment["advantage"] = advantages
         segment["return"] = returns
+        if self.recurrent:  # where the sequences of the updates may begin
+            segment["sequence_start"] = np.arange(len(returns)) == 0
         self.memory.add(segment, episode_end)
 
     def _horizon_fields(self, segment, rewards, discount: float, bootstrapped: bool,
@@ -1033,8 +1175,7 @@ class OnPolicyAgent(Agent):
         parsed = self._parser.parse(states)
         size = parsed.size
         masks = self._full_masks(parsed.masks, size)
-        values = self._act_train(parsed.states, masks,
-                                 self._exploration_values(False))["value"]
+        values = self._train_act(parsed.states, masks, slots)["value"]
         self._cut_pending(slots, values, parsed.states)
         return self._run_due_update()
 
@@ -1072,7 +1213,11 @@ class OnPolicyAgent(Agent):
         else:
             batch = self.memory.latest_timesteps(size)
         count = counters[unit]
-        padded, valid, n = pad_batch(batch)
+        if self.recurrent:
+            starts = batch.pop("sequence_start")
+            padded, valid, n = sequences.to_sequences(batch, starts, self.sequence_length)
+        else:
+            padded, valid, n = pad_batch(batch)
         self.engine.assign(self.optimizer_spec.learning_rate_variable(),
                            self._checked_learning_rate(
                                "optimizer", self.optimizer_spec.learning_rate.value(counters)))
@@ -1099,39 +1244,88 @@ class OnPolicyAgent(Agent):
         self._next_update = next_update
         return 1
 
-    def _evaluate_program(self, states, masks, actions):
-        """Log-probabilities of given actions and values of given states."""
-        params = kbackend.call_model(self.policy_model, states)
+    def _evaluate_program(self, states, masks, actions, internals=None):
+        """Log-probabilities of given actions and values of given states.
+
+        With recurrent networks, `internals` are their states before this
+        step and the next ones are returned under `'internals'`.
+        """
+        internals = internals or {}
+        params, following = sequences.step(self.policy_model, states,
+                                           self._part(internals, "policy"))
+        following = {f"policy/{k}": v for k, v in following.items()}
         log_prob = None
         for name, dist in self.distributions.items():
             term = dist.log_prob(params[name], actions[name], mask=masks.get(name))
             log_prob = term if log_prob is None else log_prob + term
         if self.has_baseline:
-            value = kbackend.call_model(self.baseline_model, states)
+            value, after = sequences.step(self.baseline_model, states,
+                                          self._part(internals, "baseline"))
+            following.update({f"baseline/{k}": v for k, v in after.items()})
         else:
             value = ops.zeros_like(log_prob)
-        return {"log_prob": log_prob, "value": value}
+        outputs = {"log_prob": log_prob, "value": value}
+        if following:
+            outputs["internals"] = following
+        return outputs
 
-    def _experience(self, states, masks, actions, terminal, reward) -> None:
+    def _evaluate_recurrent(self, states, masks, actions, ends) -> dict:
+        """`_evaluate_program` stepped through every episode from the initial state.
+
+        All episodes advance together, one compiled call per timestep of the
+        longest one; returns per row the log-probability, the value and the
+        internal states before the step.
+        """
+        ends = np.asarray(ends)
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        lengths = ends - starts + 1
+        size = int(ends[-1]) + 1
+        outputs = {"log_prob": np.zeros(size, np.float32), "value": np.zeros(size, np.float32)}
+        outputs.update({f"internals/{k}": np.zeros((size, *shape), np.float32)
+                        for k, shape in self._internal_shapes_all.items()})
+        current = {k: np.zeros((len(starts), *shape), np.float32)
+                   for k, shape in self._internal_shapes_all.items()}
+        for t in range(int(lengths.max())):
+            rows = np.minimum(starts + t, ends)
+            active = rows[t < lengths]
+            for key, value in current.items():
+                outputs[f"internals/{key}"][active] = value[t < lengths]
+            result = self._evaluate_compiled(
+                {k: v[rows] for k, v in states.items()},
+                {k: masks[k][rows] for k in self._mask_names},
+                {k: v[rows] for k, v in actions.items()}, current)
+            outputs["log_prob"][active] = np.asarray(result["log_prob"])[t < lengths]
+            outputs["value"][active] = np.asarray(result["value"])[t < lengths]
+            current = {k: np.asarray(v, np.float32) for k, v in result["internals"].items()}
+        return outputs
+
+    def _experience(self, states, masks, actions, terminal, reward, internals=None) -> None:
         size = len(terminal)
         masks = self._full_masks(masks, size)
         if not hasattr(self, "_evaluate_compiled"):
             self._evaluate_compiled = self.engine.function(self._evaluate_program, sync=False)
-        padded = {f"states/{k}": v for k, v in states.items()}
-        padded.update({f"masks/{k}": masks[k] for k in self._mask_names})
-        padded.update({f"actions/{k}": v for k, v in actions.items()})
-        padded, _, n = pad_batch(padded)
-        outputs = self._evaluate_compiled(
-            {k: padded[f"states/{k}"] for k in states},
-            {k: padded[f"masks/{k}"] for k in self._mask_names},
-            {k: padded[f"actions/{k}"] for k in actions},
-        )
         ends = np.nonzero(terminal)[0]
+        if self.recurrent:
+            outputs = self._evaluate_recurrent(states, masks, actions, ends)
+            if internals is not None:  # the policy's states as recorded when acting
+                outputs.update({f"internals/policy/{k}": v for k, v in internals.items()})
+        else:
+            padded = {f"states/{k}": v for k, v in states.items()}
+            padded.update({f"masks/{k}": masks[k] for k in self._mask_names})
+            padded.update({f"actions/{k}": v for k, v in actions.items()})
+            padded, _, n = pad_batch(padded)
+            outputs = self._evaluate_compiled(
+                {k: padded[f"states/{k}"] for k in states},
+                {k: padded[f"masks/{k}"] for k in self._mask_names},
+                {k: padded[f"actions/{k}"] for k in actions},
+            )
         start = 0
         for end in ends:
             record = {f"states/{k}": v[start:end + 1] for k, v in states.items()}
             record.update({f"masks/{k}": masks[k][start:end + 1] for k in self._mask_names})
             record.update({f"actions/{k}": v[start:end + 1] for k, v in actions.items()})
+            record.update({f"internals/{k}": outputs[f"internals/{k}"][start:end + 1]
+                           for k in self._internal_shapes_all})
             record["log_prob"] = np.asarray(outputs["log_prob"][start:end + 1], np.float32)
             record["value"] = np.asarray(outputs["value"][start:end + 1], np.float32)
             record["reward"] = reward[start:end + 1]
@@ -1183,6 +1377,8 @@ class OnPolicyAgent(Agent):
                                         f"a bool array of shape {lengths.shape}", ends, where)
         stored = {name: spec for name, spec in self._buffer.fields.items() if name != "reward"}
         stored.update({"advantage": ((), np.float32), "return": ((), np.float32)})
+        if self.recurrent:
+            stored["sequence_start"] = ((), np.bool_)
         if self.late_horizon_values:
             stored.update({"horizon_return": ((), np.float32),
                            "horizon_discount": ((), np.float32)})

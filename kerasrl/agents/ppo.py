@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 from keras import ops
 
-from kerasrl import backend as kbackend
 from kerasrl import parameters
 from kerasrl.agents.on_policy import OnPolicyAgent, _weighted_mean, parse_update
 from kerasrl.optimizers import OptimizerSpec, optimizer_config
@@ -169,7 +168,7 @@ class PPO(OnPolicyAgent):
 
     def policy_objective(self, batch, weights, hyper):
         """The clipped surrogate loss of one gradient step (see module docstring)."""
-        params = kbackend.call_model(self.policy_model, self._batch_states(batch), training=True)
+        params = self._policy_params(batch, training=True)
         terms = self._action_terms(params, batch)
         log_prob, entropy = self._sum_terms(terms)
         log_ratio = log_prob - batch["log_prob"]

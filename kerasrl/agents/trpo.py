@@ -189,7 +189,7 @@ class TRPO(OnPolicyAgent):
     # ------------------------------------------------------------------ losses
     def policy_objective(self, batch, weights, hyper):
         """The importance-sampled surrogate loss `-mean(ρ A) - c H(π)` (+ L2)."""
-        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        params = self._policy_params(batch)
         terms = self._action_terms(params, batch)
         log_prob, entropy = self._sum_terms(terms)
         ratio = ops.exp(log_prob - batch["log_prob"])
@@ -203,7 +203,7 @@ class TRPO(OnPolicyAgent):
 
     def _kl_terms(self, batch, old_params) -> dict:
         """`{action name: KL(π_old ‖ π_θ)}` per batch row, `(B,)` each."""
-        params = kbackend.call_model(self.policy_model, self._batch_states(batch))
+        params = self._policy_params(batch)
         masks = self._batch_masks(batch)
         return {name: dist.kl_divergence(old_params[name], params[name], mask=masks.get(name))
                 for name, dist in self.distributions.items()}
@@ -222,8 +222,7 @@ class TRPO(OnPolicyAgent):
         fraction = self.optimizer_spec.subsampling_fraction
         if not (isinstance(fraction, float) and fraction >= 1.0):
             weights = self._subsample_weights(valid, hyper["rows"])
-        old_params = tree.map_structure(ops.stop_gradient, kbackend.call_model(
-            self.policy_model, self._batch_states(batch)))
+        old_params = tree.map_structure(ops.stop_gradient, self._policy_params(batch))
         policy_variables = list(self.policy_model.trainable_variables)
         before = _snapshot(policy_variables)
         loss, policy_metrics, step_metrics = kbackend.natural_gradient_step(

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kerasrl import backend as kbackend
 from kerasrl.agents.on_policy import OnPolicyAgent, _weighted_mean, parse_update
 from kerasrl.optimizers import OptimizerSpec, optimizer_config
 
 
 def policy_gradient_objective(agent, batch, weights, hyper):
     """`-E[log π(a|s) A] - c H(π)` over the weighted batch."""
-    params = kbackend.call_model(agent.policy_model, agent._batch_states(batch), training=True)
+    params = agent._policy_params(batch, training=True)
     terms = agent._action_terms(params, batch)
     log_prob, entropy = agent._sum_terms(terms)
     policy_loss = -_weighted_mean(log_prob * batch["advantage"], weights)

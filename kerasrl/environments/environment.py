@@ -467,6 +467,8 @@ def gymnasium_id(level: str) -> str | None:
         registry,
     )
 
+    import kerasrl.environments.partial  # noqa: F401 - registers CartPoleNoVelocity-v1
+
     if level in registry:
         return level
     try:

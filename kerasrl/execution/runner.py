@@ -321,6 +321,8 @@ class Runner:
             setattr(self, f"episode_{name}", [])
             setattr(self, f"evaluation_{name}", [])
         self.episode_timestep = np.zeros(self.num_parallel, np.int64)
+        #: Per-slot internal states of a recurrent policy while evaluating.
+        self._internals: dict | None = None
         self.episode_return = np.zeros(self.num_parallel)
         self.timesteps = self.episodes = self.updates = 0
 
@@ -712,8 +714,33 @@ class Runner:
     def _act_batch(self, states: dict, slots: np.ndarray) -> Any:
         """One batched act: on the given slots, or independent when evaluating."""
         if self._evaluation:
-            return self.agent.act(states, independent=True, deterministic=self._deterministic)
+            return self._independent_act(states, slots)
         return self.agent.act(states, parallel=slots)
+
+    def _independent_act(self, states: Any, slots: Any) -> Any:
+        """An evaluation act on `slots`; a recurrent policy's state is carried per slot.
+
+        The internal states live in `_internals` (one row per slot) and start
+        again from the initial state where a slot's episode is at timestep 0.
+        """
+        agent = self.agent
+        initial = agent.initial_internals()
+        if not initial:
+            return agent.act(states, independent=True, deterministic=self._deterministic)
+        if self._internals is None or len(next(iter(self._internals.values()))) != (
+                self.num_parallel):
+            self._internals = {name: np.repeat(value[None], self.num_parallel, axis=0)
+                               for name, value in initial.items()}
+        slots = np.atleast_1d(np.asarray(slots))
+        fresh = slots[self.episode_timestep[slots] == 0]
+        for name, value in initial.items():
+            self._internals[name][fresh] = value
+        actions, internals = agent.act(
+            states, internals={name: value[slots] for name, value in self._internals.items()},
+            independent=True, deterministic=self._deterministic)
+        for name, value in internals.items():
+            self._internals[name][slots] = value
+        return actions
 
     def _run_batched(self) -> None:
         agent = self.agent
@@ -867,8 +894,7 @@ class Runner:
         def act(i: int) -> Any:
             t0 = time.perf_counter()
             if evaluating(i):
-                actions = agent.act(states[i], independent=True,
-                                    deterministic=self._deterministic)
+                actions = self._independent_act(states[i], i)
             else:
                 actions = agent.act(states[i], parallel=[i])
             spent = time.perf_counter() - t0

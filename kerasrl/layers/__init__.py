@@ -43,7 +43,7 @@ from kerasrl.layers.normalization import (
     LinearNormalization,
 )
 from kerasrl.layers.pooling import Pool1d, Pool2d, Pooling
-from kerasrl.layers.recurrent import InputRnn, input_gru, input_lstm
+from kerasrl.layers.recurrent import InputRnn, Rnn, gru, input_gru, input_lstm, lstm
 
 #: Layer type key → class or factory (the `type` of a layer spec).
 LAYERS = {
@@ -60,6 +60,7 @@ LAYERS = {
     "exponential_normalization": ExponentialNormalization,
     "flatten": Flatten,
     "function": Function,
+    "gru": gru,
     "input_gru": input_gru,
     "input_lstm": input_lstm,
     "input_rnn": InputRnn,
@@ -67,10 +68,12 @@ LAYERS = {
     "keras": keras_layer,
     "linear": Linear,
     "linear_normalization": LinearNormalization,
+    "lstm": lstm,
     "pool1d": Pool1d,
     "pool2d": Pool2d,
     "pooling": Pooling,
     "reshape": Reshape,
+    "rnn": Rnn,
     "self_attention": SelfAttention,
 }
 
@@ -78,7 +81,7 @@ LAYERS = {
 STRUCTURAL_TYPES = ("block", "register", "retrieve", "reuse")
 
 #: Tensorforce layer types that kerasrl does not support yet.
-UNSUPPORTED_TYPES = ("deltafier", "gru", "image", "lstm", "rnn", "sequence")
+UNSUPPORTED_TYPES = ("deltafier", "image", "sequence")
 
 __all__ = [
     "LAYERS",
@@ -107,9 +110,12 @@ __all__ = [
     "Pooling",
     "Reshape",
     "Retrieve",
+    "Rnn",
     "SelfAttention",
     "dropout",
+    "gru",
     "input_gru",
     "input_lstm",
+    "lstm",
     "keras_layer",
 ]
