@@ -5,6 +5,10 @@ Sessions:
 - `tests-jax`, `tests-tensorflow`, `tests-torch`: the whole suite with
   `KERAS_BACKEND` set to that backend (each in its own virtualenv).
 
+- `benchmark_recurrent` (not run by default): `benchmarks/recurrent.py`,
+  kerasrl's recurrent PPO on JAX against sb3-contrib's `RecurrentPPO`, in one
+  virtualenv with both (`.[jax,peers]`).
+
 Pass pytest arguments after `--`, e.g. `nox -s tests-jax -- -k masking`.
 """
 
@@ -30,4 +34,13 @@ def tests(session: nox.Session, backend: str) -> None:
         "pytest", "-q", *session.posargs,
         env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
              "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""},
+    )
+
+
+@nox.session
+def benchmark_recurrent(session: nox.Session) -> None:
+    session.install("-e", ".[jax,peers]")
+    session.run(
+        "python", "benchmarks/recurrent.py", *session.posargs,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""},
     )

@@ -78,6 +78,16 @@ def _input_name(name: str) -> str:
     return name.replace("/", ".")
 
 
+def _check_exportable(agent) -> None:
+    if not hasattr(agent, "policy_model") or not hasattr(agent, "distributions"):
+        raise ArgumentError(f"Agent '{agent.agent_type}' has no policy network to export.")
+    if agent.internal_shapes():
+        raise ArgumentError.invalid(
+            "agent", "an agent with a feed-forward policy (exporting a recurrent policy with "
+            "its internal states is not supported yet; save it with agent.save)",
+            f"recurrent agent '{agent.agent_type}'")
+
+
 def export(agent, path: str) -> str:
     """Writes the inference model of `agent` to `path` (a `.keras` file).
 
@@ -86,8 +96,7 @@ def export(agent, path: str) -> str:
     """
     from kerasrl.saving import atomic_path
 
-    if not hasattr(agent, "policy_model") or not hasattr(agent, "distributions"):
-        raise ArgumentError(f"Agent '{agent.agent_type}' has no policy network to export.")
+    _check_exportable(agent)
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise ArgumentError.invalid("path", "a file name ending in '.keras'", path)
@@ -145,8 +154,7 @@ def export_saved_model(agent, path: str) -> str:
 
     from kerasrl.errors import SaveError
 
-    if not hasattr(agent, "policy_model") or not hasattr(agent, "distributions"):
-        raise ArgumentError(f"Agent '{agent.agent_type}' has no policy network to export.")
+    _check_exportable(agent)
     if keras.backend.backend() != "tensorflow":
         raise SaveError(
             "format='saved-model' writes a TensorFlow SavedModel and needs "

@@ -49,6 +49,7 @@ PAGES_WITH_CODE = (
     "parallel.md",
     "security.md",
     "migrating-from-tensorforce.md",
+    "recurrent.md",
 )
 
 _FENCE = re.compile(

@@ -757,7 +757,8 @@ class OnPolicyAgent(Agent):
         if not names:
             return kbackend.call_model(model, states, training=training)
         internals = {n: batch[f"internals/{network}/{n}"] for n in names}
-        return sequences.unroll(model, states, internals, self.sequence_length, training)
+        return sequences.unroll(model, states, internals, batch["sequence_start"],
+                                self.sequence_length, training)
 
     def _explore(self, name, action, mask, epsilon):
         """Tensorforce exploration: random valid value (int/bool) or Gaussian noise (float)."""
@@ -1214,8 +1215,8 @@ class OnPolicyAgent(Agent):
             batch = self.memory.latest_timesteps(size)
         count = counters[unit]
         if self.recurrent:
-            starts = batch.pop("sequence_start")
-            padded, valid, n = sequences.to_sequences(batch, starts, self.sequence_length)
+            batch["sequence_start"][0] = True  # the batch may begin mid-segment
+            padded, valid, n = sequences.to_sequences(batch, self.sequence_length)
         else:
             padded, valid, n = pad_batch(batch)
         self.engine.assign(self.optimizer_spec.learning_rate_variable(),

@@ -6,13 +6,16 @@ state per recurrent layer. Acting calls it once per timestep and carries
 `h`; training uses truncated backpropagation through time:
 
 - the internal state `h_t` *before* each step is stored with the experience;
-- a batch is cut into sequences of at most `horizon` consecutive timesteps
-  of one episode (`to_sequences`); each sequence starts from its stored
-  `h_{t_0}`, so no sequence crosses an episode start and none is longer than
-  `horizon`;
-- the update unrolls the step model over each sequence (`unroll`):
-  `h_{t+1} = f(s_t, h_t)` from `h_{t_0}`, and the gradient flows back
-  through at most `horizon` steps.
+- a batch (timesteps in memory order: the segments of every slot one after
+  the other) is cut into consecutive sequences of `horizon` rows
+  (`to_sequences`), the same layout for every batch of the same size, so the
+  compiled update is traced once;
+- the update unrolls the step model over each sequence (`unroll`): the state
+  is `h_{t+1} = f(s_t, h_t)`, except at the first row of a sequence and at
+  the first row of each stored segment (an episode start, or where a rollout
+  was cut), where it is the stored `h_t`. So no state flows across an episode
+  start or from one slot's segment into another's, and the gradient flows
+  back through at most `horizon - 1` steps.
 
 This is Tensorforce's `horizon` (the truncated-BPTT length), laid out as
 sb3-contrib's `RecurrentPPO` and CleanRL's `ppo_atari_lstm` lay out their
@@ -64,14 +67,16 @@ def step(model: keras.Model, states: Mapping[str, Any], internals: Mapping[str, 
 
 
 def unroll(model: keras.Model, states: Mapping[str, Any], internals: Mapping[str, Any],
-           horizon: int, training: bool = False) -> Any:
+           starts: Any, horizon: int, training: bool = False) -> Any:
     """Runs a recurrent model over the sequences of a `to_sequences` batch.
 
     Args:
         model: A recurrent model (see `step`).
         states: `{state name: (n * horizon, ...)}`, sequence-major rows.
         internals: `{name: (n * horizon, *shape)}`: the stored internal states
-            of every row; each sequence starts from the one of its first row.
+            of every row.
+        starts: `(n * horizon,)`: 1 where a stored segment begins (the state
+            is then the stored one, not the one carried from the row before).
         horizon: The sequence length.
         training: Keras training mode.
 
@@ -82,71 +87,82 @@ def unroll(model: keras.Model, states: Mapping[str, Any], internals: Mapping[str
     rows = ops.shape(next(iter(states.values())))[0]
     count = rows // horizon
 
-    def sequences(x):
-        return ops.reshape(x, (count, horizon) + tuple(x.shape[1:]))
+    def time_major(x):  # (rows, ...) -> (horizon, count, ...)
+        x = ops.reshape(x, (count, horizon) + tuple(x.shape[1:]))
+        return ops.moveaxis(x, 1, 0)
 
-    states = {name: sequences(value) for name, value in states.items()}
-    current = {name: sequences(value)[:, 0] for name, value in internals.items()}
-    outputs = []
-    for t in range(horizon):
-        output, current = step(model, {name: value[:, t] for name, value in states.items()},
-                               current, training=training)
-        outputs.append(output)
+    restart = ops.cast(starts, "bool")
+
+    def restarted(current, stored, restart):
+        return {name: ops.where(
+            ops.reshape(restart, (-1,) + (1,) * (len(value.shape) - 1)), stored[name], value)
+            for name, value in current.items()}
+
+    def body(carry, inputs):
+        states_t, stored_t, restart_t = inputs
+        current = restarted(carry[0], stored_t, restart_t)
+        output, current = step(model, states_t, current, training=training)
+        carry = (current, output)
+        return carry, carry  # Keras' TensorFlow scan wants outputs shaped like the carry
+
+    states, internals, restart = (
+        {name: time_major(value) for name, value in states.items()},
+        {name: time_major(value) for name, value in internals.items()},
+        time_major(restart))
+    # The first step runs before the loop: its output gives the carry its structure.
+    output, current = step(model, {name: value[0] for name, value in states.items()},
+                           {name: value[0] for name, value in internals.items()},
+                           training=training)
+    if horizon > 1:
+        _, (_, later) = ops.scan(body, (current, output), (
+            {name: value[1:] for name, value in states.items()},
+            {name: value[1:] for name, value in internals.items()}, restart[1:]))
+        outputs = keras.tree.map_structure(
+            lambda first, rest: ops.concatenate([first[None], rest], axis=0), output, later)
+    else:
+        outputs = keras.tree.map_structure(lambda first: first[None], output)
     return keras.tree.map_structure(
-        lambda *steps: ops.reshape(ops.stack(steps, axis=1), (rows,) + tuple(steps[0].shape[1:])),
-        *outputs)
+        lambda x: ops.reshape(ops.moveaxis(x, 0, 1), (rows,) + tuple(x.shape[2:])), outputs)
 
 
-def to_sequences(batch: Mapping[str, np.ndarray], starts: np.ndarray, horizon: int,
+def to_sequences(batch: Mapping[str, np.ndarray], horizon: int,
                  minimum: int = 16) -> tuple[dict, np.ndarray, int]:
-    """Lays out a batch of timesteps as sequences of at most `horizon` steps.
+    """Pads a batch of timesteps to whole sequences of `horizon` rows.
 
-    A sequence begins at every `starts` row (the first timestep of a stored
-    segment: an episode start, or where an update cut a rollout) and after
-    every `horizon` steps; the rest of a short sequence is padding. The
-    number of sequences is padded to a power of two (so compiled shapes
-    repeat), with at least `minimum` rows in all.
+    The number of sequences is padded to a power of two (so compiled shapes
+    repeat), with at least `minimum` rows in all; a batch of a fixed size
+    always gets the same layout.
 
     Args:
-        batch: `{field: (n, ...)}` consecutive timesteps of whole segments
-            (the first row always starts a sequence).
-        starts: `(n,)` bool, True at the first row of each segment.
-        horizon: The longest sequence.
+        batch: `{field: (n, ...)}` consecutive timesteps of whole segments.
+        horizon: The sequence length.
         minimum: The fewest rows of the result.
 
     Returns:
-        `(padded, valid, n)`: `{field: (sequences * horizon, ...)}` in
-        sequence-major order, the float32 mask of real rows, and `n`. Padded
-        bool rows are True (padded masks allow every action).
+        `(padded, valid, n)`: `{field: (sequences * horizon, ...)}`, the
+        float32 mask of real rows, and `n`. Padded bool rows are True
+        (padded masks allow every action, padded rows start segments).
 
     Example:
 
-    >>> batch = {'x': np.arange(5)}
-    >>> padded, valid, n = to_sequences(batch, np.array([1, 0, 0, 1, 0], bool), 2, minimum=1)
+    >>> padded, valid, n = to_sequences({'x': np.arange(5)}, 2, minimum=1)
     >>> padded['x'].reshape(-1, 2).tolist()
-    [[0, 1], [2, 0], [3, 4], [0, 0]]
+    [[0, 1], [2, 3], [4, 0], [0, 0]]
     >>> valid.reshape(-1, 2).tolist()
-    [[1.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]
+    [[1.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
     """
-    n = len(starts)
-    index = np.arange(n)
-    starts = np.asarray(starts, bool).copy()
-    starts[0] = True
-    segment_start = index[starts][np.cumsum(starts) - 1]
-    offset = (index - segment_start) % horizon
-    sequence = np.cumsum(offset == 0) - 1
-    count = int(sequence[-1]) + 1
-    padded_count = max(-(-minimum // horizon), 1 << max(0, (count - 1).bit_length()))
-    rows = sequence * horizon + offset
-    size = padded_count * horizon
+    n = len(next(iter(batch.values())))
+    count = -(-n // horizon)
+    count = max(-(-minimum // horizon), 1 << max(0, (count - 1).bit_length()))
+    size = count * horizon
     padded = {}
     for key, value in batch.items():
         fill = np.ones if value.dtype == np.bool_ else np.zeros
         array = fill((size,) + value.shape[1:], dtype=value.dtype)
-        array[rows] = value
+        array[:n] = value
         padded[key] = array
     valid = np.zeros(size, dtype=np.float32)
-    valid[rows] = 1.0
+    valid[:n] = 1.0
     return padded, valid, n
 
 

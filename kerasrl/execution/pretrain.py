@@ -147,7 +147,7 @@ def read_trace(path: str | os.PathLike, agent: Any) -> dict:
                     label(key), f"a mask of an int action among {actions_spec.int_names()}", key)
             masks[name] = (key, value)
         elif key.startswith("internals/"):
-            continue  # recurrent internals: not used (no recurrent policies yet)
+            continue  # recurrent internals: experience() recomputes them
         elif key not in ("terminal", "reward"):
             raise InputError.invalid(
                 label(key), "only states, actions, terminal, reward, auxiliaries/<action>/mask "
@@ -384,6 +384,10 @@ class BehaviorCloning:
             raise ArgumentError.invalid(
                 "objective", "an agent with a policy network for 'behavior_cloning' (e.g. "
                 "'ppo')", f"'behavior_cloning' for agent '{agent.agent_type}'")
+        if agent.internal_shapes():
+            raise ArgumentError.invalid(
+                "objective", "'experience' for a recurrent policy (behaviour cloning trains on "
+                "single timesteps, without the internal states)", "'behavior_cloning'")
         self.agent = agent
         self.mask_names = [name for name, spec in agent.actions_spec.items()
                            if spec.type == "int"]

@@ -225,34 +225,32 @@ def test_training_state_is_kept_per_slot_and_reset_at_each_episode_start():
 
 
 # ---------------------------------------------------------------------- sequences and updates
-def test_sequences_start_at_segments_and_every_horizon_steps():
-    starts = np.zeros(9, bool)
-    starts[[0, 5]] = True
+def test_sequences_have_one_layout_per_batch_size():
     batch = {"x": np.arange(9), "mask": np.zeros((9, 2), bool)}
-    padded, valid, n = sequences.to_sequences(batch, starts, 3, minimum=1)
+    padded, valid, n = sequences.to_sequences(batch, 3, minimum=1)
     assert n == 9
-    # segments [0..4] and [5..8] → sequences [0 1 2] [3 4 -] [5 6 7] [8 - -]
-    assert padded["x"].reshape(-1, 3).tolist() == [[0, 1, 2], [3, 4, 0], [5, 6, 7], [8, 0, 0]]
-    assert valid.reshape(-1, 3).tolist() == [[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 0, 0]]
+    assert padded["x"].reshape(-1, 3).tolist() == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 0, 0]]
+    assert valid.reshape(-1, 3).tolist() == [[1, 1, 1], [1, 1, 1], [1, 1, 1], [0, 0, 0]]
     assert padded["mask"][valid == 0].all()  # padded masks allow every action
     # the number of sequences is a power of two (stable compiled shapes)
     for length in range(1, 40):
-        padded, _, _ = sequences.to_sequences({"x": np.arange(length)}, np.zeros(length, bool),
-                                              4)
+        padded, _, _ = sequences.to_sequences({"x": np.arange(length)}, 4)
         count = len(padded["x"]) // 4
         assert count & (count - 1) == 0 and len(padded["x"]) >= 16
 
 
-def test_unroll_equals_stepping_from_each_sequences_stored_state():
-    model = build_network([dict(type="gru", size=3, horizon=2)], STATES, recurrent=True)
+def test_unroll_restarts_from_the_stored_state_at_sequence_and_segment_starts():
+    model = build_network([dict(type="gru", size=3, horizon=3)], STATES, recurrent=True)
     (name,) = network_internals(model)
-    states = _states(4)
-    stored = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
+    states = _states(6)
+    stored = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    starts = np.array([1, 0, 1, 1, 0, 0], bool)  # segments [0, 1], [2], [3, 4, 5]
     outputs = keras.ops.convert_to_numpy(sequences.unroll(
-        model, {"state": states}, {name: stored}, 2))
-    for first in (0, 2):
-        state = stored[first:first + 1]
-        for t in (first, first + 1):
+        model, {"state": states}, {name: stored}, starts, 3))
+    # sequences [0 1 2] and [3 4 5]: rows 0, 2 (segment) and 3 (sequence) restart
+    for rows in ([0, 1], [2], [3, 4, 5]):
+        state = stored[rows[0]:rows[0] + 1]
+        for t in rows:
             output, state = model({"state": states[t:t + 1], internal_key(name): state})
             state = keras.ops.convert_to_numpy(state)
             np.testing.assert_allclose(outputs[t], keras.ops.convert_to_numpy(output)[0],
@@ -335,3 +333,25 @@ def test_runner_evaluation_carries_the_internal_state_per_environment():
                          network=dict(type="auto", size=8, depth=1, rnn=4), config=dict(seed=0))
     result = agent.evaluate("CartPoleNoVelocity-v1", episodes=4, num_parallel=2, seed=0)
     assert result["episodes"] == 4 and 8 <= result["mean_return"] <= 500
+
+
+def test_recurrent_policies_refuse_export_and_behaviour_cloning(tmp_path):
+    agent = _agent()
+    with pytest.raises(ArgumentError, match="recurrent"):
+        agent.export(str(tmp_path / "policy.keras"))
+    from kerasrl.execution.pretrain import BehaviorCloning
+
+    with pytest.raises(ArgumentError, match="recurrent"):
+        BehaviorCloning(agent)
+
+
+def test_recorded_traces_pretrain_a_recurrent_agent(tmp_path):
+    recorder = _agent(recorder=dict(directory=str(tmp_path)))
+    for t in range(10):
+        recorder.act(_states(1, seed=t)[0])
+        recorder.observe(reward=1.0, terminal=int(t % 5 == 4))
+    agent = _agent()
+    before = [w.copy() for w in agent.policy_model.get_weights()]
+    result = agent.pretrain(str(tmp_path), num_iterations=2, num_updates=1)
+    assert np.isfinite(result.get("loss", 0.0))
+    assert any(not np.allclose(a, b) for a, b in zip(before, agent.policy_model.get_weights()))
