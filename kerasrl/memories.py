@@ -178,8 +178,15 @@ class RecentMemory:
         self.num_episodes = 0
 
 
-def pad_batch(batch: Mapping[str, np.ndarray], minimum: int = 16) -> tuple[dict, np.ndarray, int]:
-    """Pads every array to the next power of two (so compiled shapes repeat).
+def pad_batch(batch: Mapping[str, np.ndarray], minimum: int = 16,
+              multiple: int = 1) -> tuple[dict, np.ndarray, int]:
+    """Pads every array to a power of two of rows (so compiled shapes repeat).
+
+    Args:
+        batch: `{field: (n, ...)}`.
+        minimum: The fewest rows of the result.
+        multiple: Pad to a power of two of blocks of `multiple` rows instead
+            (the sequences of `kerasrl.agents.sequences`).
 
     Returns:
         `(padded, valid, n)` where `valid` is a float32 `(padded_size,)` mask
@@ -187,7 +194,8 @@ def pad_batch(batch: Mapping[str, np.ndarray], minimum: int = 16) -> tuple[dict,
         with True (padded masks then allow every action).
     """
     n = len(next(iter(batch.values())))
-    size = max(minimum, 1 << max(0, int(n - 1).bit_length()))
+    blocks = -(-n // multiple)
+    size = multiple * max(-(-minimum // multiple), 1 << max(0, int(blocks - 1).bit_length()))
     padded = {}
     for key, value in batch.items():
         out = np.ones if value.dtype == np.bool_ else np.zeros

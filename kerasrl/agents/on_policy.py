@@ -693,10 +693,13 @@ class OnPolicyAgent(Agent):
             outputs["internals"] = following
         return outputs
 
+    def _internal_names(self, network: str) -> dict[str, tuple]:
+        """The internal states of `'policy'` or `'baseline'`, by name, in input order."""
+        return self._policy_internals if network == "policy" else self._baseline_internals
+
     def _part(self, internals: dict, network: str) -> dict:
         """The internal states of one network (`'policy'`, `'baseline'`), in its input order."""
-        names = self._policy_internals if network == "policy" else self._baseline_internals
-        return {name: internals[f"{network}/{name}"] for name in names}
+        return {name: internals[f"{network}/{name}"] for name in self._internal_names(network)}
 
     def _recurrent_train_act(self, states, masks, exploration, slots, starts):
         """The training act of a recurrent agent: the slots' states live on the device.
@@ -752,11 +755,10 @@ class OnPolicyAgent(Agent):
         stored internal states (`sequences.unroll`).
         """
         model = self.policy_model if network == "policy" else self.baseline_model
-        names = self._policy_internals if network == "policy" else self._baseline_internals
         states = self._batch_states(batch)
-        if not names:
+        if not self._internal_names(network):
             return kbackend.call_model(model, states, training=training)
-        internals = {n: batch[f"internals/{network}/{n}"] for n in names}
+        internals = {n: batch[f"internals/{network}/{n}"] for n in self._internal_names(network)}
         return sequences.unroll(model, states, internals, batch["sequence_start"],
                                 self.sequence_length, training)
 

@@ -33,6 +33,7 @@ import numpy as np
 from keras import ops
 
 from kerasrl import backend as kbackend
+from kerasrl.memories import pad_batch
 from kerasrl.networks import internal_key, network_internals
 
 
@@ -151,19 +152,7 @@ def to_sequences(batch: Mapping[str, np.ndarray], horizon: int,
     >>> valid.reshape(-1, 2).tolist()
     [[1.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
     """
-    n = len(next(iter(batch.values())))
-    count = -(-n // horizon)
-    count = max(-(-minimum // horizon), 1 << max(0, (count - 1).bit_length()))
-    size = count * horizon
-    padded = {}
-    for key, value in batch.items():
-        fill = np.ones if value.dtype == np.bool_ else np.zeros
-        array = fill((size,) + value.shape[1:], dtype=value.dtype)
-        array[:n] = value
-        padded[key] = array
-    valid = np.zeros(size, dtype=np.float32)
-    valid[:n] = 1.0
-    return padded, valid, n
+    return pad_batch(batch, minimum, multiple=horizon)
 
 
 __all__ = ["network_internals", "step", "to_sequences", "unroll"]
