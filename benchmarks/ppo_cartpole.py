@@ -15,9 +15,16 @@ in its own process):
 - act latency (µs, one `agent.act(..., independent=True)` call) at batch 1 and 8,
 - milliseconds per update (20 gradient steps on 256 timesteps).
 
+With `--vs sb3`, Stable-Baselines3's PPO with the same settings (its RL-Zoo
+hyper-parameters for CartPole-v1, `MlpPolicy`, torch on one thread) runs after
+kerasrl for each seed, each in its own process, alternately on the same
+machine; the script prints the versions and the ratio of the median steps/s.
+SB3 is a benchmark dependency only (`pip install -e .[peers]`).
+
 Usage:
     python benchmarks/ppo_cartpole.py --all --seeds 0 1 2
     KERAS_BACKEND=jax python benchmarks/ppo_cartpole.py --seeds 0
+    python benchmarks/ppo_cartpole.py --vs sb3 --backends jax torch --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -107,6 +114,96 @@ def run_one(seed: int, budget: int) -> dict:
     }
 
 
+def run_sb3(seed: int, budget: int) -> dict:
+    """Stable-Baselines3's PPO with the RL-Zoo settings, measured as `run_one` measures."""
+    import gymnasium
+    import numpy as np
+    import stable_baselines3
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(1)
+
+    def linear(initial: float):
+        return lambda progress: progress * initial
+
+    model = PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8, seed=seed), n_steps=32,
+                batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+                learning_rate=linear(1e-3), clip_range=linear(0.2), seed=seed, device="cpu",
+                verbose=0)
+
+    def evaluate() -> float:
+        environment = gymnasium.make("CartPole-v1")
+        returns = []
+        for episode in range(10):
+            observation, _ = environment.reset(seed=10_000 + seed + episode)
+            total, done = 0.0, False
+            while not done:
+                action, _ = model.predict(observation, deterministic=True)
+                observation, reward, terminated, truncated, _ = environment.step(int(action))
+                total, done = total + reward, terminated or truncated
+            returns.append(total)
+        return float(np.mean(returns))
+
+    class EvaluateEvery(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.next, self.eval_seconds, self.first_500 = 10_000, 0.0, None
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_start(self) -> None:  # after the previous update, as on kerasrl's side
+            if self.num_timesteps < self.next:
+                return
+            self.next += 10_000
+            start = time.perf_counter()
+            mean = evaluate()
+            self.eval_seconds += time.perf_counter() - start
+            if mean >= 500 and self.first_500 is None:
+                self.first_500 = (self.num_timesteps,
+                                  time.perf_counter() - self.train_start - self.eval_seconds)
+
+    callback = EvaluateEvery()
+    callback.train_start = start = time.perf_counter()
+    model.learn(total_timesteps=budget, callback=callback)
+    train_seconds = time.perf_counter() - start - callback.eval_seconds
+    latencies = {}
+    for batch in (1, 8):
+        states = np.random.default_rng(0).random((batch, 4)).astype(np.float32)
+        for _ in range(50):
+            model.predict(states)
+        start = time.perf_counter()
+        for _ in range(1000):
+            model.predict(states)
+        latencies[batch] = (time.perf_counter() - start) / 1000 * 1e6
+    start = time.perf_counter()
+    model.train()  # one update: 20 epochs over the last rollout
+    update_ms = (time.perf_counter() - start) * 1e3
+    return {
+        "seed": seed, "steps_per_second": model.num_timesteps / train_seconds,
+        "first_500_steps": callback.first_500[0] if callback.first_500 else None,
+        "first_500_seconds": callback.first_500[1] if callback.first_500 else None,
+        "act_us_batch1": latencies[1], "act_us_batch8": latencies[8], "update_ms": update_ms,
+        "versions": {"stable-baselines3": stable_baselines3.__version__,
+                     "torch": torch.__version__, "gymnasium": gymnasium.__version__},
+    }
+
+
+def _versions() -> dict:
+    import gymnasium
+    import keras
+
+    import kerasrl
+
+    backend = keras.backend.backend()
+    module = {"jax": "jax", "torch": "torch"}.get(backend, "tensorflow")
+    return {"kerasrl": kerasrl.__version__, "keras": keras.__version__,
+            backend: __import__(module).__version__, "gymnasium": gymnasium.__version__}
+
+
 def summarize(backend: str, results: list[dict]) -> str:
     def span(key: str, fmt: str) -> str:
         values = [r[key] for r in results if r[key] is not None]
@@ -124,9 +221,20 @@ def summarize(backend: str, results: list[dict]) -> str:
             f"{span('act_us_batch8', '.0f')} | {span('update_ms', '.1f')} |")
 
 
-HEADER = ("| backend | env steps/s (min / median / max) | steps to first eval-500 | "
+HEADER = ("| system | env steps/s (min / median / max) | steps to first eval-500 | "
           "seconds to first eval-500 | act µs, batch 1 | act µs, batch 8 | ms per update |\n"
           "|---|---|---|---|---|---|---|")
+
+
+def _subprocess(arguments: list[str], backend: str | None) -> list[dict]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    output = subprocess.run([sys.executable, __file__, *arguments], env=env,
+                            capture_output=True, text=True)
+    if output.returncode:
+        sys.exit(f"{arguments} failed:\n{output.stderr[-3000:]}")
+    return json.loads(output.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -135,26 +243,47 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--json", action="store_true", help="print raw results as JSON")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS,
+                        help="these backends (subprocesses)")
+    parser.add_argument("--vs", choices=["sb3"], help="run Stable-Baselines3 alternately")
+    parser.add_argument("--sb3", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.all:
+    budget = ["--timesteps", str(args.timesteps)]
+    if args.sb3:
+        print(json.dumps([run_sb3(seed, args.timesteps) for seed in args.seeds]))
+        return
+    backends = list(BACKENDS) if args.all else args.backends or [None]
+    if args.vs or backends != [None]:
+        results: dict[str, list[dict]] = {}
+        for seed in args.seeds if args.vs else [None]:  # --vs: alternate seed by seed
+            seeds = ["--seeds", *map(str, args.seeds if seed is None else [seed])]
+            for backend in backends:
+                name = f"kerasrl, {backend or os.environ.get('KERAS_BACKEND', 'jax')}"
+                results.setdefault(name, []).extend(
+                    _subprocess(["--json", *budget, *seeds], backend))
+            if args.vs:
+                results.setdefault("Stable-Baselines3, torch", []).extend(
+                    _subprocess(["--sb3", *budget, *seeds], None))
+        for name, rows in results.items():
+            print(f"{name}: {rows[0]['versions']}")
         print(HEADER)
-        for backend in BACKENDS:
-            env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-            command = [sys.executable, __file__, "--json", "--timesteps", str(args.timesteps),
-                       "--seeds", *map(str, args.seeds)]
-            output = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-            results = json.loads(output.stdout.strip().splitlines()[-1])
-            print(summarize(backend, results), flush=True)
+        for name, rows in results.items():
+            print(summarize(name, rows), flush=True)
+        if args.vs:
+            peer = statistics.median(
+                r["steps_per_second"] for r in results.pop("Stable-Baselines3, torch"))
+            for name, rows in results.items():
+                ratio = statistics.median(r["steps_per_second"] for r in rows) / peer
+                print(f"{name}: {ratio:.2f}x Stable-Baselines3's env steps/s (medians)")
         return
     import keras
 
-    results = [run_one(seed, args.timesteps) for seed in args.seeds]
+    results = [dict(run_one(seed, args.timesteps), versions=_versions()) for seed in args.seeds]
     if args.json:
         print(json.dumps(results))
     else:
         print(HEADER)
         print(summarize(keras.backend.backend(), results))
-
 
 if __name__ == "__main__":
     main()

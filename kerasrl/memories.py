@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -178,8 +179,13 @@ class RecentMemory:
         self.num_episodes = 0
 
 
+def _power_of_two(n: int, minimum: int) -> int:
+    """The smallest power of two >= `n`, and at least `minimum`."""
+    return max(minimum, 1 << max(0, int(n - 1).bit_length()))
+
+
 def pad_batch(batch: Mapping[str, np.ndarray], minimum: int = 16,
-              multiple: int = 1) -> tuple[dict, np.ndarray, int]:
+              multiple: int = 1, size: int | None = None) -> tuple[dict, np.ndarray, int]:
     """Pads every array to a power of two of rows (so compiled shapes repeat).
 
     Args:
@@ -187,15 +193,22 @@ def pad_batch(batch: Mapping[str, np.ndarray], minimum: int = 16,
         minimum: The fewest rows of the result.
         multiple: Pad to a power of two of blocks of `multiple` rows instead
             (the sequences of `kerasrl.agents.sequences`).
+        size: Pad to exactly this many rows instead (`>= n`; chosen by
+            `PaddedSizes`).
 
     Returns:
         `(padded, valid, n)` where `valid` is a float32 `(padded_size,)` mask
         of real rows and `n` the number of real rows. Bool arrays are padded
         with True (padded masks then allow every action).
+
+    Example:
+    >>> padded, valid, n = pad_batch({"reward": np.ones(20, "float32")})
+    >>> padded["reward"].shape, int(valid.sum()), n
+    ((32,), 20, 20)
     """
     n = len(next(iter(batch.values())))
-    blocks = -(-n // multiple)
-    size = multiple * max(-(-minimum // multiple), 1 << max(0, int(blocks - 1).bit_length()))
+    if size is None:
+        size = multiple * _power_of_two(-(-n // multiple), -(-minimum // multiple))
     padded = {}
     for key, value in batch.items():
         out = np.ones if value.dtype == np.bool_ else np.zeros
@@ -205,3 +218,78 @@ def pad_batch(batch: Mapping[str, np.ndarray], minimum: int = 16,
     valid = np.zeros(size, dtype=np.float32)
     valid[:n] = 1.0
     return padded, valid, n
+
+
+class PaddedSizes:
+    """Chooses how many rows each update batch is padded to, so that few sizes compile.
+
+    On JAX every new batch size is one more compilation of the update (seconds
+    each), while a padded row costs microseconds. Batches whose length varies
+    (episode-based updates: the episodes grow as the agent learns) would
+    compile once per power of two. Instead, when no size in use holds a batch,
+    the new size is the largest batch the memory can return (`maximum`, when
+    it is known and one call padded to it wastes at most an eighth of
+    `compile_rows`): later batches fit and nothing compiles again. A size in use
+    is reused while the rows it wastes, summed over the calls, stay below
+    `compile_rows` (what one compilation costs, counted in padded rows); past
+    that the batch gets its own power of two, as a rented ski is bought once
+    the rent has added up to its price. With `compile_rows=0` (backends that
+    do not compile per shape) every batch is padded to the next power of two.
+
+    The choice depends on the batch lengths only, never on timings, so a run
+    with a fixed seed pads, and therefore samples, the same way every time;
+    the state is saved with the agent.
+
+    Args:
+        maximum: The most rows a batch can have (`None`: unknown).
+        compile_rows: The cost of one compilation in padded rows.
+        minimum: The fewest rows of a padded batch.
+
+    Example:
+    >>> sizes = PaddedSizes(maximum=6000, compile_rows=2**18)
+    >>> sizes(20), sizes(300), sizes(5000)
+    (6000, 6000, 6000)
+    >>> PaddedSizes(maximum=6000, compile_rows=0)(20)
+    32
+    """
+
+    def __init__(self, maximum: int | None, compile_rows: int, minimum: int = 16):
+        self.maximum = None if maximum is None else -(-int(maximum) // minimum) * minimum
+        self.compile_rows = int(compile_rows)
+        self.minimum = minimum
+        self.sizes: list[int] = []
+        self.waste = 0
+
+    def __call__(self, n: int) -> int:
+        """The padded size for a batch of `n` rows (and records its use)."""
+        tight = _power_of_two(n, self.minimum)
+        fits = [size for size in self.sizes if size >= n]
+        if fits:
+            size = min(fits)
+            extra = max(0, size - tight)
+            if self.waste + extra <= self.compile_rows:
+                self.waste += extra
+                return size
+            self.waste = 0
+        elif (self.compile_rows and self.maximum is not None and self.maximum >= n
+              and self.maximum - tight <= self.compile_rows // 8):
+            tight = self.maximum  # one call wastes at most an eighth of a compilation
+        self.sizes.append(tight)
+        return tight
+
+    def state(self) -> dict:
+        """What `set_state` restores (saved with the agent)."""
+        return {"sizes": list(self.sizes), "waste": self.waste}
+
+    def set_state(self, state: Mapping[str, Any], argument: str) -> None:
+        """Restores `state()` after checking it (a checkpoint is untrusted input)."""
+        sizes, waste = state.get("sizes"), state.get("waste")
+        if (not isinstance(sizes, list) or len(sizes) > 64
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                           for s in sizes)):
+            raise ArgumentError.invalid(f"{argument}['sizes']", "a list of at most 64 positive ints",
+                                        sizes, where="checkpoint metadata")
+        if isinstance(waste, bool) or not isinstance(waste, int) or waste < 0:
+            raise ArgumentError.invalid(f"{argument}['waste']", "an int >= 0", waste,
+                                        where="checkpoint metadata")
+        self.sizes, self.waste = list(sizes), waste

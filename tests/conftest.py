@@ -29,3 +29,32 @@ def shared_dir() -> Path:
 @pytest.fixture
 def backend() -> str:
     return keras.backend.backend()
+
+
+def pytest_configure(config):
+    """On JAX, a compilation cache for the session (`KERASRL_TEST_JAX_CACHE=0` turns it off).
+
+    Many tests build the same programs (a saved agent reloaded, parametrized
+    specs that compile identically); XLA then compiles each program once per
+    run instead of once per test. Tracing, and therefore every compilation
+    count the tests check, is unchanged.
+    """
+    if keras.backend.backend() != "jax" or os.environ.get("KERASRL_TEST_JAX_CACHE") == "0":
+        return
+    import tempfile
+
+    import jax
+
+    directory = tempfile.mkdtemp(prefix="kerasrl-jax-cache-")
+    config._kerasrl_jax_cache = directory
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    directory = getattr(config, "_kerasrl_jax_cache", None)
+    if directory is not None:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)

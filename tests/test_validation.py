@@ -507,6 +507,12 @@ AGENT_CORRUPTIONS = {
         lambda a: a.update(size=np.arange(3))), "memory['size']", "[0, 1, 2]"),
     "next-update-negative": ("ppo", "metadata.json", _edit_metadata(_set(
         ["host_state", "next_update"], -2)), "host_state['next_update']", "-2"),
+    "padded-sizes-negative": ("ppo", "metadata.json", _edit_metadata(_set(
+        ["host_state", "padded_sizes", "sizes"], [-4])), "host_state['padded_sizes']['sizes']",
+        "[-4]"),
+    "padded-waste-str": ("ppo", "metadata.json", _edit_metadata(_set(
+        ["host_state", "padded_sizes", "waste"], "x")), "host_state['padded_sizes']['waste']",
+        "'x'"),
     "segment-lengths-float": ("ppo", "memory.npz", _edit_memory(
         lambda a: a.update(segment_lengths=a["segment_lengths"].astype(np.float64))),
         "memory['segment_lengths']", "non-negative ints"),

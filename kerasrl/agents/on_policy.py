@@ -49,7 +49,13 @@ from kerasrl import parameters
 from kerasrl.agents import sequences
 from kerasrl.agents.agent import Agent
 from kerasrl.errors import ArgumentError
-from kerasrl.memories import RecentMemory, TrajectoryBuffer, check_saved_fields, pad_batch
+from kerasrl.memories import (
+    PaddedSizes,
+    RecentMemory,
+    TrajectoryBuffer,
+    check_saved_fields,
+    pad_batch,
+)
 from kerasrl.networks import (
     NetworkBuilder,
     functional_model,
@@ -511,18 +517,18 @@ class OnPolicyAgent(Agent):
         else:
             self._act_train = self.engine.function(
                 lambda s, m, e: self._act_program(s, m, e, False, True), sync=False,
-                variables=train_variables, pack=True,
+                variables=train_variables, pack=True, name="act",
             )
         self._act_sample = self.engine.function(
             lambda s, m, e, *i: self._act_program(s, m, e, False, False, *i), sync=False,
-            variables=policy_variables, pack=True,
+            variables=policy_variables, pack=True, name="act (independent)",
         )
         self._act_mode = self.engine.function(
             lambda s, m, e, *i: self._act_program(s, m, e, True, False, *i), sync=False,
-            variables=policy_variables, pack=True,
+            variables=policy_variables, pack=True, name="act (deterministic)",
         )
         self._update_program_compiled = self.engine.function(self._update_program, sync=True,
-                                                             guard=True)
+                                                             guard=True, name="update")
 
         # ---------------------------------------------------------------- memory
         self._mask_names = [n for n, s in self.actions_spec.items() if s.type == "int"]
@@ -544,6 +550,8 @@ class OnPolicyAgent(Agent):
             capacity=min(self.max_episode_timesteps or 256, 1024),
         )
         self.memory = self._create_memory(memory)
+        #: The padded row counts of update batches (few sizes, few compilations).
+        self._padded_sizes = PaddedSizes(self._largest_batch(), kbackend.COMPILE_ROWS)
         self._next_update = max(update["start"], update["frequency"]) if (
             update["frequency"] != "never") else None
         self._pending_slots: set[int] | None = None
@@ -644,6 +652,17 @@ class OnPolicyAgent(Agent):
                 "memory", f"a capacity >= {needed} timesteps (the update batch)", capacity
             )
         return RecentMemory(capacity=int(capacity), max_episodes=size if unit == "episodes" else None)
+
+    def _largest_batch(self) -> int | None:
+        """The most timesteps an update batch can hold (None: unknown)."""
+        unit, size = self.update_spec["unit"], self.update_spec["batch_size"]
+        if unit == "timesteps":
+            return size
+        bounds = [self.memory.capacity]
+        if self.max_episode_timesteps is not None:
+            bounds.append(size * self.max_episode_timesteps)
+        bounds = [bound for bound in bounds if bound is not None]
+        return min(bounds) if bounds else None
 
     def _counters(self) -> dict:
         return {"timesteps": self.timesteps, "episodes": self.episodes, "updates": self.updates}
@@ -1220,7 +1239,8 @@ class OnPolicyAgent(Agent):
             batch["sequence_start"][0] = True  # the batch may begin mid-segment
             padded, valid, n = sequences.to_sequences(batch, self.sequence_length)
         else:
-            padded, valid, n = pad_batch(batch)
+            padded, valid, n = pad_batch(
+                batch, size=self._padded_sizes(len(batch["log_prob"])))
         self.engine.assign(self.optimizer_spec.learning_rate_variable(),
                            self._checked_learning_rate(
                                "optimizer", self.optimizer_spec.learning_rate.value(counters)))
@@ -1398,11 +1418,14 @@ class OnPolicyAgent(Agent):
     def _host_state(self) -> dict:
         state = super()._host_state()
         state["next_update"] = self._next_update
+        state["padded_sizes"] = self._padded_sizes.state()
         return state
 
     def _set_host_state(self, state: dict) -> None:
         super()._set_host_state(state)
         self._next_update = self._check_next_update(state, self._next_update)
+        if "padded_sizes" in state:  # absent from checkpoints of earlier versions
+            self._padded_sizes.set_state(state["padded_sizes"], "host_state['padded_sizes']")
 
     def _reset_buffers(self) -> None:
         self._buffer.clear(np.arange(self.parallel_interactions))

@@ -30,6 +30,9 @@ public names:
 - `polyak_update(pairs, weight)`: inside a compiled function, moves each
   target variable towards its online variable (`target ← weight·online +
   (1-weight)·target`); torch does it in place and skips a zero weight.
+- `COMPILE_ROWS`: what one more compiled version of an update costs, counted
+  in padded batch rows (`kerasrl.memories.PaddedSizes`; 0 where shapes do
+  not compile).
 - `set_random_seed(seed)`: seeds Python, NumPy, Keras and the backend
   (without importing TensorFlow on the other backends).
 
@@ -50,6 +53,7 @@ _BACKEND = keras.backend.backend()
 
 if _BACKEND == "jax":
     from kerasrl.backend.jax import (
+        COMPILE_ROWS,
         Engine,
         call_model,
         fori_loop,
@@ -60,6 +64,7 @@ if _BACKEND == "jax":
     )
 elif _BACKEND == "tensorflow":
     from kerasrl.backend.tensorflow import (
+        COMPILE_ROWS,
         Engine,
         call_model,
         fori_loop,
@@ -70,6 +75,7 @@ elif _BACKEND == "tensorflow":
     )
 elif _BACKEND == "torch":
     from kerasrl.backend.torch import (
+        COMPILE_ROWS,
         Engine,
         call_model,
         fori_loop,
@@ -91,5 +97,6 @@ def name() -> str:
     return _BACKEND
 
 
-__all__ = ["Engine", "call_model", "gradient_step", "fori_loop", "natural_gradient_step",
+__all__ = ["COMPILE_ROWS", "Engine", "call_model", "gradient_step", "fori_loop",
+           "natural_gradient_step",
            "polyak_update", "set_random_seed", "name"]

@@ -6,11 +6,61 @@ PyTorch, so every backend module can use it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 import numpy as np
+
+logger = logging.getLogger("kerasrl")
+
+#: A compiled function warns once when it makes more versions than this.
+#: Batches padded to powers of two from 16 to 32,768 rows make 12 versions of
+#: an update at most; more mean that some input changes shape in a way the
+#: padding does not catch, and each new version costs a compilation.
+RECOMPILATION_WARNING = 12
+
+
+class Compilations:
+    """Counts the versions of one compiled function (one per new input layout).
+
+    On JAX and TensorFlow each trace counts (a new trace is a new compiled
+    version); PyTorch compiles nothing and counts the distinct input layouts
+    instead, that is what the other backends would compile. Warns once, on the
+    logger `kerasrl`, when the count passes `RECOMPILATION_WARNING`.
+
+    Args:
+        name: The function's name, for the warning.
+
+    Example:
+    >>> counter = Compilations("update")
+    >>> counter.traced()
+    >>> counter.count
+    1
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.count = 0
+        self._layouts: set = set()
+
+    def traced(self) -> None:
+        """Records one new compiled version."""
+        self.count += 1
+        if self.count == RECOMPILATION_WARNING + 1:
+            logger.warning(
+                "%s has been compiled %d times (once per new input shape): its inputs change "
+                "shape from call to call, and every compilation costs time. Keep batch sizes "
+                "constant or bounded.", self.name, self.count)
+
+    def seen(self, leaves: Sequence[Any]) -> None:
+        """Counts a call's input layout when it is new (backends that do not trace)."""
+        layout = tuple((tuple(leaf.shape), str(leaf.dtype)) if hasattr(leaf, "shape")
+                       else type(leaf) for leaf in leaves)
+        if layout not in self._layouts:
+            self._layouts.add(layout)
+            self.traced()
 
 
 def unique_variables(variables: Sequence[keras.Variable]) -> list[keras.Variable]:

@@ -14,13 +14,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasrl.backend.common import DirectEngine
+from kerasrl.backend.common import Compilations, DirectEngine
 from kerasrl.backend.common import call_model as call_model
 from kerasrl.backend.common import polyak_update as polyak_update
 
 
 def _to_numpy(tree: Any) -> Any:
     return tf.nest.map_structure(lambda x: x.numpy() if hasattr(x, "numpy") else np.asarray(x), tree)
+
+
+#: What one more compilation costs in padded batch rows
+#: (`kerasrl.memories.PaddedSizes`): `tf.function(reduce_retracing=True)`
+#: traces a shape-generic version after the second shape, so padding beyond a
+#: power of two saves nothing.
+COMPILE_ROWS = 0
 
 
 class Engine(DirectEngine):
@@ -33,7 +40,7 @@ class Engine(DirectEngine):
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
         variables: Sequence[keras.Variable] | None = None, pack: bool = False,
-        guard: bool = False,
+        guard: bool = False, name: str | None = None,
     ) -> Callable:
         """Compiles `fn(*args)` with `tf.function(reduce_retracing=True)`.
 
@@ -42,12 +49,18 @@ class Engine(DirectEngine):
         a gradient norm, is not finite: a non-finite update leaves every
         variable as it was.
         """
+        compilations = Compilations(name or getattr(fn, "__name__", "function"))
+
+        def traced(*args: Any) -> Any:
+            compilations.traced()  # runs once per trace
+            return fn(*args)
+
         if guard:
             variables = list(self.variables)
 
             def guarded(*args: Any) -> Any:
                 before = [tf.identity(v.value) for v in variables]
-                outputs = fn(*args)
+                outputs = traced(*args)
                 finite = tf.reduce_all(tf.stack([
                     tf.reduce_all(tf.math.is_finite(x)) for x in tf.nest.flatten(outputs)
                     if isinstance(x, tf.Tensor) and x.dtype.is_floating]))
@@ -62,13 +75,14 @@ class Engine(DirectEngine):
 
             compiled = tf.function(guarded, reduce_retracing=True, jit_compile=False)
         else:
-            compiled = tf.function(fn, reduce_retracing=True, jit_compile=False)
+            compiled = tf.function(traced, reduce_retracing=True, jit_compile=False)
 
         def call(*args):
             outputs = compiled(*args)
             return _to_numpy(outputs) if to_numpy else outputs
 
         call.compiled = compiled
+        call.compilations = compilations
         return call
 
 

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import torch
 
-from kerasrl.backend.common import DirectEngine, set_keras_seed
+from kerasrl.backend.common import Compilations, DirectEngine, set_keras_seed
 
 _THREADS = os.environ.get("KERASRL_TORCH_THREADS")
 torch.set_num_threads(int(_THREADS) if _THREADS else 1)
@@ -50,6 +50,12 @@ def _to_numpy(value: Any) -> Any:
     return np.asarray(value)
 
 
+#: What one more compilation costs in padded batch rows
+#: (`kerasrl.memories.PaddedSizes`): nothing is compiled, so a padded row is
+#: pure extra work.
+COMPILE_ROWS = 0
+
+
 class Engine(DirectEngine):
     """Runs functions eagerly over Keras variables (torch tensors).
 
@@ -60,7 +66,7 @@ class Engine(DirectEngine):
     def function(
         self, fn: Callable, sync: bool = True, to_numpy: bool = True,
         variables: Sequence[keras.Variable] | None = None, pack: bool = False,
-        guard: bool = False,
+        guard: bool = False, name: str | None = None,
     ) -> Callable:
         """Returns a callable running `fn` eagerly; without gradients when `sync` is False.
 
@@ -70,9 +76,11 @@ class Engine(DirectEngine):
         """
         track_gradients = sync
         guarded = list(self.variables) if guard else []
+        compilations = Compilations(name or getattr(fn, "__name__", "function"))
 
         def call(*args):
             args = _to_tensor(args)
+            compilations.seen(keras.tree.flatten(args))
             with torch.no_grad():
                 before = [v.value.detach().clone() for v in guarded]
             if track_gradients:
@@ -86,6 +94,7 @@ class Engine(DirectEngine):
                         variable.value.copy_(value)
             return _to_numpy(outputs) if to_numpy else outputs
 
+        call.compilations = compilations
         return call
 
 
