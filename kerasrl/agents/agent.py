@@ -355,6 +355,8 @@ class Agent:
         #: Updates with non-finite gradient steps (skipped) under `config=dict(nonfinite='skip')`.
         self.nonfinite_updates = 0
         self._awaiting_observe = np.zeros(self.parallel_interactions, dtype=bool)
+        self._all_slots = np.arange(self.parallel_interactions)
+        self._all_slots.flags.writeable = False  # returned by _parallel_indices, shared
         self._episode_timesteps = np.zeros(self.parallel_interactions, dtype=np.int64)
         self._episode_return = np.zeros(self.parallel_interactions, dtype=np.float64)
 
@@ -692,7 +694,7 @@ class Agent:
     def _parallel_indices(self, parallel: Any, size: int, batched: bool, argument: str) -> np.ndarray:
         if parallel is None or (batched and np.ndim(parallel) == 0 and parallel == 0 and size > 1):
             if batched and size == self.parallel_interactions:
-                return np.arange(size)
+                return self._all_slots
             if not batched:
                 return np.zeros(1, dtype=np.int64)
             raise InputError.invalid(
@@ -701,13 +703,20 @@ class Agent:
         indices = np.atleast_1d(np.asarray(parallel))
         if indices.dtype.kind not in "iu" or indices.ndim != 1 or len(indices) != size:
             raise InputError.invalid(argument, f"{size} int slot indices", parallel)
+        if size == self.parallel_interactions and (indices == self._all_slots).all():
+            return self._all_slots  # a Runner's batch of every slot: no reductions
+        if size == 1:  # the common one-environment case
+            if not 0 <= int(indices[0]) < self.parallel_interactions:
+                raise InputError.invalid(
+                    argument, f"slot indices in [0, {self.parallel_interactions})", parallel)
+            return indices.astype(np.int64, copy=False)
         if indices.min() < 0 or indices.max() >= self.parallel_interactions:
             raise InputError.invalid(
                 argument, f"slot indices in [0, {self.parallel_interactions})", parallel
             )
         if len(np.unique(indices)) != len(indices):
             raise InputError.invalid(argument, "distinct slot indices", parallel)
-        return indices.astype(np.int64)
+        return indices.astype(np.int64, copy=False)
 
     def act(
         self,

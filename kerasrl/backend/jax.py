@@ -19,6 +19,7 @@ set `KERASRL_JAX_ASYNC_DISPATCH=1` to keep JAX's default.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -128,7 +129,7 @@ class Engine:
         # Filled at trace time: which variables the function assigns, and the
         # structure of packed outputs.
         traced: dict[str, Any] = {}
-        compilations = Compilations(name or getattr(fn, "__name__", "function"))
+        compilations = Compilations(fn, name)
 
         def pure(values, *args):
             compilations.traced()
@@ -155,8 +156,19 @@ class Engine:
                               for position, new in zip(changed, new_values)]
             if pack:
                 leaves, treedef = jax.tree_util.tree_flatten(outputs)
-                # One compiled version per input shapes: remember each layout.
-                traced[_shapes(args)] = (treedef, [(leaf.shape, leaf.dtype) for leaf in leaves])
+                # One compiled version per input shapes: remember each layout
+                # as the slices of the buffer that hold its leaves.
+                plan, offset = [], 0
+                for leaf in leaves:
+                    size = math.prod(leaf.shape)
+                    plan.append((offset, offset + size, tuple(leaf.shape), np.dtype(leaf.dtype)))
+                    offset += size
+                layout = (treedef, plan)
+                traced[_shapes(args)] = layout
+                # Most functions have one layout per buffer size: look it up by
+                # size, by input shapes only where two layouts share a size.
+                by_size = traced.setdefault("by_size", {})
+                by_size[offset] = layout if by_size.get(offset, layout) == layout else None
                 outputs = jax.numpy.concatenate(
                     [jax.numpy.ravel(leaf).astype("float32") for leaf in leaves]
                 )
@@ -165,12 +177,10 @@ class Engine:
         jitted = jax.jit(pure)
 
         def unpack(buffer, args):
-            treedef, specs = traced[_shapes(args)]
-            leaves, offset = [], 0
-            for shape, dtype in specs:
-                size = int(np.prod(shape, dtype=np.int64))
-                leaves.append(buffer[offset:offset + size].reshape(shape).astype(dtype))
-                offset += size
+            layout = traced["by_size"].get(buffer.size)
+            treedef, plan = traced[_shapes(args)] if layout is None else layout
+            leaves = [buffer[start:stop].reshape(shape).astype(dtype)
+                      for start, stop, shape, dtype in plan]
             return jax.tree_util.tree_unflatten(treedef, leaves)
 
         def call(*args):

@@ -49,7 +49,7 @@ class Engine(DirectEngine):
         a gradient norm, is not finite: a non-finite update leaves every
         variable as it was.
         """
-        compilations = Compilations(name or getattr(fn, "__name__", "function"))
+        compilations = Compilations(fn, name)
 
         def traced(*args: Any) -> Any:
             compilations.traced()  # runs once per trace

@@ -36,7 +36,10 @@ def _to_tensor(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_to_tensor(v) for v in value)
     if isinstance(value, np.ndarray) or np.isscalar(value):
-        return torch.as_tensor(np.asarray(value))
+        array = np.asarray(value)
+        if any(stride < 0 for stride in array.strides):  # e.g. x[::-1]: torch refuses them
+            array = array.copy()
+        return torch.as_tensor(array)
     return value
 
 
@@ -76,11 +79,11 @@ class Engine(DirectEngine):
         """
         track_gradients = sync
         guarded = list(self.variables) if guard else []
-        compilations = Compilations(name or getattr(fn, "__name__", "function"))
+        compilations = Compilations(fn, name)
 
         def call(*args):
             args = _to_tensor(args)
-            compilations.seen(keras.tree.flatten(args))
+            compilations.called_with(args)
             with torch.no_grad():
                 before = [v.value.detach().clone() for v in guarded]
             if track_gradients:

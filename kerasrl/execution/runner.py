@@ -66,13 +66,15 @@ class _Progress:
         self.task = self.progress.add_task(description, total=total, stats="")
         self.progress.start()
 
-    def update(self, completed: int, stats: str, force: bool = False) -> None:
+    def update(self, completed: Callable[[], int], stats: Callable[[], str],
+               force: bool = False) -> None:
+        """Redraws at most every 0.2 s; `completed` and `stats` are called only then."""
         if not self.enabled:
             return
         now = time.perf_counter()
         if force or now - self._last > 0.2:
             self._last = now
-            self.progress.update(self.task, completed=completed, stats=stats)
+            self.progress.update(self.task, completed=completed(), stats=stats())
 
     def close(self) -> None:
         if self.enabled:
@@ -605,7 +607,7 @@ class Runner:
             else:
                 self._run_in_turn()
         finally:
-            self._progress.update(self._progress_count(), self._stats(), force=True)
+            self._progress.update(self._progress_count, self._stats, force=True)
             self._progress.close()
         if self._keras is not None:
             self._keras.on_train_end({"episodes": self.episodes, "timesteps": self.timesteps})
@@ -797,7 +799,7 @@ class Runner:
                     episode_agent[i] = episode_env[i] = 0.0
                 if quota is not None and not quota.any():
                     break
-            self._progress.update(self._progress_count(), self._stats())
+            self._progress.update(self._progress_count, self._stats)
         if not self._evaluation:
             # Episodes still running end here, as if observed with terminal 2.
             self._updated(agent._finish_run(states, slots))
@@ -861,7 +863,7 @@ class Runner:
                     self._episode_finished(int(i), episode_return[i], episode_length[i],
                                            now - episode_start, episode_agent[i],
                                            episode_env[i])
-            self._progress.update(self._progress_count(), self._stats())
+            self._progress.update(self._progress_count, self._stats)
         if not self._evaluation and len(indices):
             # Episodes still running end here, as if observed with terminal 2.
             self._updated(agent._finish_run(states, indices))
@@ -970,7 +972,7 @@ class Runner:
                     for i in range(n):
                         if not pending[i] and not waiting[i]:
                             start(i)
-            self._progress.update(self._progress_count(), self._stats())
+            self._progress.update(self._progress_count, self._stats)
         # Executes still in flight: their episodes are cut off (terminal 2).
         for i in range(n):
             if pending[i]:

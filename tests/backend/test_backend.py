@@ -66,3 +66,35 @@ def test_polyak_update(weight):
     np.testing.assert_allclose(_np(target), np.full((2, 3), 4.0 * weight), rtol=1e-6)
     np.testing.assert_allclose(_np(online), np.full((2, 3), 4.0))
     assert int(_np(step_target)) == (7 if weight > 0 else 1)
+
+
+def test_packed_outputs_keep_their_layout_when_sizes_coincide():
+    """`pack=True`: two input layouts whose outputs have the same total size
+    but other shapes and dtypes are each unpacked with their own layout."""
+    engine = kbackend.Engine([])
+
+    def fn(x):
+        return {"x": x * 2.0, "argmax": ops.argmax(x, axis=-1)}
+
+    call = engine.function(fn, sync=False, pack=True, name="packed")
+    wide = np.arange(10, dtype="float32").reshape(2, 5)  # outputs of 10 + 2 values
+    square = np.arange(9, dtype="float32")[::-1].reshape(3, 3)  # 9 + 3: the same size
+    for x in (wide, square, wide, square):
+        out = call(x)
+        np.testing.assert_array_equal(out["x"], x * 2.0)
+        assert out["x"].shape == x.shape and out["x"].dtype == np.float32
+        np.testing.assert_array_equal(out["argmax"], np.argmax(x, axis=-1))
+        assert out["argmax"].shape == x.shape[:1] and out["argmax"].dtype.kind == "i"
+
+
+def test_agents_accept_arrays_with_negative_strides():
+    """A reversed view (`x[::-1]`) is a valid state on every backend (torch copies it)."""
+    from kerasrl import Agent
+
+    agent = Agent.create(agent="ppo", environment="CartPole-v1", batch_size=2,
+                         config=dict(seed=0))
+    states = np.arange(8, dtype="float32").reshape(2, 4)[::-1, ::-1]
+    assert any(stride < 0 for stride in states.strides)
+    actions = agent.act(states, independent=True, deterministic=True)
+    np.testing.assert_array_equal(
+        actions, agent.act(states.copy(), independent=True, deterministic=True))
