@@ -1,7 +1,7 @@
 """kerasrl: declarative reinforcement learning on Keras 3.
 
-Public names: `Agent`, `Environment`, `Runner`, `KerasRLError` (also under
-Tensorforce's name, `TensorforceError`).
+Public names: `Agent`, `Environment`, `Runner`, `check_environment`,
+`KerasRLError` (also under Tensorforce's name, `TensorforceError`).
 """
 
 import importlib.util
@@ -56,7 +56,7 @@ from kerasrl import export as _export  # noqa: E402, F401
 from kerasrl import layers as _layers  # noqa: E402, F401
 
 __all__ = ["Agent", "Environment", "Runner", "KerasRLError", "TensorforceError", "util", "register",
-           "custom_object_scope", "__version__"]
+           "custom_object_scope", "check_environment", "__version__"]
 
 
 def __getattr__(name):  # lazy imports keep `import kerasrl` light
@@ -72,6 +72,10 @@ def __getattr__(name):  # lazy imports keep `import kerasrl` light
         from kerasrl.execution.runner import Runner
 
         return Runner
+    if name == "check_environment":
+        from kerasrl.environments.checker import check_environment
+
+        return check_environment
     if name == "util":  # Tensorforce's `from tensorforce import util`
         import importlib
 

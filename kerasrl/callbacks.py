@@ -12,6 +12,15 @@ Setting `self.model.stop_training = True` (Keras' convention; `self.model` is
 the agent) or `self.agent.stop_training = True` ends `fit` after the current
 step.
 
+Keras' own callbacks (`keras.callbacks.EarlyStopping`, `CSVLogger`,
+`ModelCheckpoint`, `TerminateOnNaN`, `LambdaCallback`, `History`, or any
+`keras.callbacks.Callback` subclass) work in `fit` too, driven by
+`KerasCallbacks`: a Keras *batch* is one update, a Keras *epoch* ends with
+every update once a training episode has finished (see `KerasCallbacks` for
+the logs). `self.model` is the agent, which has what these callbacks call:
+`stop_training`, `save(path.keras, overwrite=True)`,
+`save_weights(path.weights.h5, overwrite=True)`, `get_weights`/`set_weights`.
+
 Example:
 
 ```python
@@ -26,8 +35,11 @@ agent.fit('CartPole-v1', episodes=300, callbacks=[StopAt()])
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 
 class Callback:
@@ -100,6 +112,110 @@ class LambdaCallback(Callback):
                 setattr(self, name, fn)
 
 
+class KerasCallbacks(Callback):
+    """Drives `keras.callbacks.Callback` instances from the events of `fit`.
+
+    RL has no fixed epochs, so the mapping is:
+
+    - a Keras batch is one update: `on_train_batch_begin/end(update, logs)`
+      with the update's metrics (`policy_loss`, `entropy`, ...), `loss` (the
+      agent's total loss, else the sum of the metrics named `*_loss`),
+      `learning_rate` (the optimizer's, if
+      any) and `timesteps`;
+    - a Keras epoch ends after each update once at least one training
+      episode has finished (`on_epoch_begin/end(epoch, logs)`, epochs counted
+      from 0): the batch logs plus `episode_return` and `episode_length` (the
+      mean over the episodes finished since the previous epoch, or the
+      previous epoch's value when none finished), `mean_return` and
+      `mean_length` (over the last 100 episodes, SB3's `ep_rew_mean`), and
+      `episodes`. Every epoch has the same keys, so `CSVLogger` writes them
+      all and `EarlyStopping(monitor='mean_return', mode='max')` or
+      `ModelCheckpoint('best.keras', monitor='mean_return', mode='max',
+      save_best_only=True)` work as in Keras. (`CSVLogger` adds a `val_`
+      column per key, Keras' rule when no key starts with `val_`; they stay
+      `NA`.)
+
+    Agents that never update (`random`, `constant`) have no batches or
+    epochs. Callbacks that change the optimizer (`ReduceLROnPlateau`,
+    `LearningRateScheduler`) and Keras' `TensorBoard` are refused: give
+    `learning_rate` a schedule, and use `kerasrl.callbacks.TensorBoard`.
+
+    Args:
+        callbacks: The Keras callbacks.
+    """
+
+    #: Keras callbacks that need a compiled Keras model, with what to use instead.
+    REFUSED = {
+        "ReduceLROnPlateau": "a learning_rate schedule (docs/parameters.md)",
+        "LearningRateScheduler": "a learning_rate schedule (docs/parameters.md)",
+        "TensorBoard": "kerasrl.callbacks.TensorBoard",
+        "BackupAndRestore": "the agent's saver=dict(directory=...) (docs/saving.md)",
+        "ProgbarLogger": "fit's own progress bar (verbose=1)",
+    }
+
+    def __init__(self, callbacks: Iterable[Any]):
+        super().__init__()
+        self.callbacks = list(callbacks)
+        self._window: deque = deque(maxlen=100)
+        self._since: list[tuple[float, int]] = []
+        self._last: tuple[float, float] | None = None
+        self._epoch = 0
+
+    def set_agent(self, agent: Any) -> None:
+        super().set_agent(agent)
+        for callback in self.callbacks:
+            callback.set_model(agent)
+            callback.set_params({"epochs": None, "steps": None, "verbose": 0})
+
+    def on_train_begin(self, logs=None):
+        self._epoch = 0
+        for callback in self.callbacks:
+            callback.on_train_begin(dict(logs or {}))
+
+    def on_episode_end(self, episode, logs=None):
+        episode = (float(logs["episode_return"]), int(logs["episode_length"]))
+        self._window.append(episode)
+        self._since.append(episode)
+
+    def on_update_end(self, update, logs=None):
+        metrics = {key: float(value) for key, value in (logs or {}).items()}
+        if "loss" not in metrics:
+            metrics["loss"] = float(sum(value for key, value in metrics.items()
+                                        if key.endswith("_loss") and "/" not in key))
+        rate = self.agent.current_learning_rate()
+        if rate is not None:
+            metrics["learning_rate"] = rate
+        metrics["timesteps"] = float(self.agent.timesteps)
+        for callback in self.callbacks:
+            callback.on_train_batch_begin(update)
+            callback.on_train_batch_end(update, dict(metrics))
+        if self._since:
+            self._last = (float(np.mean([r for r, _ in self._since])),
+                          float(np.mean([n for _, n in self._since])))
+            self._since = []
+        if self._last is None:
+            return
+        window = np.asarray(self._window, dtype=np.float64)
+        epoch_logs = dict(metrics, episode_return=self._last[0], episode_length=self._last[1],
+                          mean_return=float(window[:, 0].mean()),
+                          mean_length=float(window[:, 1].mean()),
+                          episodes=float(self.agent.episodes))
+        for callback in self.callbacks:
+            callback.on_epoch_begin(self._epoch)
+            callback.on_epoch_end(self._epoch, dict(epoch_logs))
+        self._epoch += 1
+
+    def on_train_end(self, logs=None):
+        for callback in self.callbacks:
+            callback.on_train_end(dict(logs or {}))
+
+
+def _is_keras_callback(callback: Any) -> bool:
+    import keras
+
+    return isinstance(callback, keras.callbacks.Callback)
+
+
 class CallbackList:
     """Dispatches hooks to a list of callbacks (and to the `History`)."""
 
@@ -109,14 +225,27 @@ class CallbackList:
             callbacks = []
         elif isinstance(callbacks, Callback):
             callbacks = [callbacks]
-        self.callbacks = list(callbacks)
+        elif not isinstance(callbacks, Iterable) or _is_keras_callback(callbacks):
+            callbacks = [callbacks]
         from kerasrl.errors import ArgumentError
 
-        for callback in self.callbacks:
-            if not isinstance(callback, Callback):
+        own, keras_callbacks = [], []
+        for callback in callbacks:
+            if isinstance(callback, Callback):
+                own.append(callback)
+            elif _is_keras_callback(callback):
+                refused = next((instead for name, instead in KerasCallbacks.REFUSED.items()
+                                if type(callback).__name__ == name), None)
+                if refused is not None:
+                    raise ArgumentError.invalid(
+                        "callbacks", f"no keras.callbacks.{type(callback).__name__}, which "
+                        f"needs a compiled Keras model (use {refused})", callback, "fit")
+                keras_callbacks.append(callback)
+            else:
                 raise ArgumentError.invalid(
-                    "callbacks", "kerasrl.callbacks.Callback instances", callback
-                )
+                    "callbacks", "kerasrl.callbacks.Callback or keras.callbacks.Callback "
+                    "instances", callback, "fit")
+        self.callbacks = own + ([KerasCallbacks(keras_callbacks)] if keras_callbacks else [])
         if history is not None:
             self.callbacks.append(history)
         self.agent = agent
@@ -148,15 +277,26 @@ class Evaluation(Callback):
         stop_at: Stop training once the mean return reaches this value.
         seed: Seed of the evaluation environments.
         verbose: Print each evaluation.
+        save_best: Where to save the agent whenever an evaluation's mean
+            return beats every earlier one (SB3's `best_model_save_path`): a
+            path ending in `.keras` (one file) or a directory (`agent.save`).
 
     Attributes:
         evaluations: List of `(timesteps, mean_return)` pairs.
         reached_at: Training timesteps when `stop_at` was first reached, or None.
+        best_mean_return: The best evaluation mean return so far (None before one).
     """
 
     def __init__(self, environment: Any, every_timesteps: int = 10_000, episodes: int = 10,
-                 stop_at: float | None = None, seed: int | None = None, verbose: bool = False):
+                 stop_at: float | None = None, seed: int | None = None, verbose: bool = False,
+                 save_best: str | None = None):
         super().__init__()
+        from kerasrl.errors import ArgumentError
+
+        if save_best is not None and not isinstance(save_best, str):
+            raise ArgumentError.invalid("save_best", "None or a path", save_best, "Evaluation")
+        self.save_best = save_best
+        self.best_mean_return: float | None = None
         self.environment = environment
         self.every_timesteps = int(every_timesteps)
         self.episodes = int(episodes)
@@ -173,6 +313,10 @@ class Evaluation(Callback):
         self._next = self.agent.timesteps + self.every_timesteps
         result = self.agent.evaluate(self.environment, episodes=self.episodes, seed=self.seed)
         self.evaluations.append((self.agent.timesteps, result["mean_return"]))
+        if self.best_mean_return is None or result["mean_return"] > self.best_mean_return:
+            self.best_mean_return = result["mean_return"]
+            if self.save_best is not None:
+                self.agent.save(self.save_best)
         if self.verbose:
             print(f"timesteps {self.agent.timesteps}: evaluation mean return "
                   f"{result['mean_return']:.1f}")

@@ -151,6 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
                                         "and repeat) and PATH.png if matplotlib is installed; "
                                         "needs --episodes")
     logging.add_argument("--seaborn", action="store_true", help="seaborn style for the plot")
+    run.add_argument("--debug", action="store_true",
+                     help="on an error, show the Python traceback, not only the message")
+    play = commands.add_parser(
+        "play", help="load a saved agent and watch it, or record videos of it",
+        description="Load a saved agent (a directory or a .keras file) and play deterministic "
+                    "episodes on an environment; --record-video writes one video per episode "
+                    "(gymnasium's RecordVideo, needs moviepy).")
+    play.add_argument("-a", "--agent", required=True, metavar="PATH",
+                      help="the saved agent: a directory, or a file such as agent.keras")
+    play.add_argument("-e", "--environment", required=True, help="gymnasium id")
+    play.add_argument("-n", "--episodes", type=int, default=1, help="episodes (default 1)")
+    play.add_argument("--record-video", metavar="DIR", help="write a video of each episode")
+    play.add_argument("--visualize", action="store_true", help="render in a window")
+    play.add_argument("--seed", type=int, default=None, help="environment seed")
+    play.add_argument("--debug", action="store_true",
+                      help="on an error, show the Python traceback, not only the message")
     return parser
 
 
@@ -181,7 +197,7 @@ def _agent_spec(args: argparse.Namespace) -> dict:
     return spec
 
 
-def _write_results(path: str, results: dict, seaborn: bool) -> None:
+def _write_results(path: str, results: dict, seaborn: bool, title: str = "") -> None:
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)
@@ -211,12 +227,19 @@ def _write_results(path: str, results: dict, seaborn: bool) -> None:
     x = np.arange(1, len(rewards) + 1)
     figure, left = plt.subplots()
     right = left.twinx()
-    for axis, values, color, label in ((left, rewards, "green", "return"),
-                                       (right, lengths, "blue", "timesteps")):
-        axis.plot(x, np.median(values, axis=1), color=color, label=label)
-        axis.fill_between(x, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2)
+    repeats = rewards.shape[1]
+    spread = f" (median, min-max of {repeats} runs)" if repeats > 1 else ""
+    handles = []
+    for axis, values, color, label in ((left, rewards, "green", "episode return"),
+                                       (right, lengths, "blue", "episode length (timesteps)")):
+        handles += axis.plot(x, np.median(values, axis=1), color=color, label=label + spread)
+        if repeats > 1:
+            axis.fill_between(x, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2)
         axis.set_ylabel(label, color=color)
     left.set_xlabel("episode")
+    left.set_title(title or "kerasrl run")
+    left.legend(handles=handles, loc="upper left")
+    figure.tight_layout()
     with atomic_path(path + ".png") as temporary:
         figure.savefig(temporary, format="png")
     plt.close(figure)
@@ -226,14 +249,60 @@ def _write_results(path: str, results: dict, seaborn: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `kerasrl` command.
 
+    An error ends the command with one line, `kerasrl: error: <message>`, on
+    stderr and exit status 1 (the traceback too with `--debug`); argument
+    errors exit with argparse's status 2.
+
     Args:
         argv: Arguments (default `sys.argv[1:]`).
 
     Returns:
-        The exit status (0).
+        The exit status (0 on success).
     """
+    from kerasrl.errors import KerasRLError
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _play(args) if args.command == "play" else _run(parser, args)
+    except (KerasRLError, OSError, ImportError, ValueError, TypeError) as exc:
+        if args.debug:
+            raise
+        kind = "" if isinstance(exc, KerasRLError) else f"{type(exc).__name__}: "
+        print(f"kerasrl: error: {kind}{exc} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("kerasrl: interrupted", file=sys.stderr)
+        return 130
+
+
+def _play(args: argparse.Namespace) -> int:
+    """`kerasrl play`: loads the agent and plays deterministic episodes."""
+    from kerasrl import Agent
+    from kerasrl.errors import ArgumentError
+
+    if args.episodes < 1:
+        raise ArgumentError.invalid("--episodes", "a positive int", args.episodes)
+    agent = Agent.load(args.agent)
+    environment: dict = dict(environment=args.environment)
+    if args.record_video:
+        environment["visualize_directory"] = args.record_video
+    if args.visualize:
+        environment["visualize"] = True
+    result = agent.evaluate(environment, episodes=args.episodes, num_parallel=1, seed=args.seed)
+    for episode, value in enumerate(result["returns"], start=1):
+        print(f"episode {episode}: return {value:.1f}")
+    print(f"mean return {result['mean_return']:.1f} over {result['episodes']} episodes")
+    if args.record_video:
+        print(f"videos in {args.record_video}")
+    agent.close()
+    return 0
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`kerasrl run`."""
     for module in args.import_modules:
         importlib.import_module(module)
     ports = None
@@ -336,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         count = min(len(r[0]) for r in per_repeat)
         for index, key in enumerate(("rewards", "timesteps", "seconds", "agent_seconds")):
             results[key] = [[float(r[index][e]) for r in per_repeat] for e in range(count)]
-        _write_results(args.path, results, args.seaborn)
+        _write_results(args.path, results, args.seaborn,
+                       title=f"{args.agent} on {args.environment or 'remote environments'}")
     return 0
 
 

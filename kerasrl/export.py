@@ -69,6 +69,36 @@ class DeterministicActions(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="kerasrl")
+class AgentArchive:
+    """What `keras.saving.load_model` finds in a kerasrl agent archive: a clear refusal.
+
+    A kerasrl `.keras` archive is an agent (networks, optimizer state,
+    memory, counters), not one Keras model; its `config.json` names this
+    class so that Keras' loader ends in a `SaveError` saying what to call
+    instead of a `KeyError`.
+    """
+
+    def get_config(self) -> dict:
+        """Keras' registration needs it; an archive is never built from this class."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict) -> AgentArchive:
+        """Refuses: the file is an agent archive.
+
+        Raises:
+            SaveError: always, pointing at `Agent.load` and `agent.export`.
+        """
+        from kerasrl.errors import SaveError
+
+        raise SaveError(
+            "This .keras file is a kerasrl agent archive, not a Keras model: load it with "
+            "kerasrl.Agent.load(path). For a Keras model of the policy that "
+            "keras.saving.load_model reads, write one with agent.export('policy.keras')."
+        )
+
+
 #: Input dtypes of the exported functions, per state type.
 _DTYPES = {"float": "float32", "int": "int32", "bool": "bool"}
 

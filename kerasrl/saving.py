@@ -68,6 +68,13 @@ APPEND = ("timesteps", "episodes", "updates")
 #: Tensorforce's act-only TensorFlow SavedModel (`agent.save` only; not loadable as an agent).
 SAVED_MODEL = "saved-model"
 ARCHIVE_VERSION = 1
+#: The archive's `config.json`, read by `keras.saving.load_model`: it names
+#: `kerasrl.export.AgentArchive`, which refuses to load with a message that
+#: points at `Agent.load` (and says so in its config when kerasrl is not imported).
+KERAS_CONFIG = {
+    "module": None, "class_name": "AgentArchive", "registered_name": "kerasrl>AgentArchive",
+    "config": {"note": "a kerasrl agent archive: load it with kerasrl.Agent.load(path)"},
+}
 
 
 # ---------------------------------------------------------------------- atomic files
@@ -191,18 +198,35 @@ def _filename(agent, filename: str | None, append: str | None) -> str:
     return filename
 
 
+def is_single_file(directory: Any, filename: Any = None, format: str | None = "keras",
+                   append: Any = None) -> bool:
+    """Whether `save`/`load` are given one `.keras` file, as in Keras (`agent.save('agent.keras')`).
+
+    A path ending in `.keras` with no `filename`/`append`, in the `'keras'`
+    format, is the archive itself; anything else names a directory
+    (Tensorforce's `agent.save(directory, filename, format)`).
+    """
+    return (isinstance(directory, (str, os.PathLike)) and filename is None and append is None
+            and format in ("keras", None) and os.fspath(directory).endswith(".keras")
+            and not os.path.isdir(directory))
+
+
 def save(agent, directory: str, filename: str | None = None, format: str = "keras",
-         append: str | None = None) -> str:
+         append: str | None = None, overwrite: bool = True) -> str:
     """Saves `agent`; returns the path of the written file (for `'checkpoint'`,
     the checkpoint prefix `<directory>/<filename>-<N>`).
 
     Args:
         agent: The agent.
-        directory: Target directory (created if needed).
+        directory: Target directory (created if needed), or a path ending in
+            `.keras`: the full archive is that one file, as Keras'
+            `model.save('model.keras')` (no spec JSON beside it: the archive
+            holds the spec).
         filename: Base file name (default: `config['name']`, i.e. `'agent'`).
         format: `'keras'` or `'checkpoint'` (full), `'h5'`/`'hdf5'` or
             `'numpy'` (weights only).
         append: Add `-<counter>` of `'timesteps'`, `'episodes'` or `'updates'`.
+        overwrite: False refuses to replace an existing file (SaveError).
 
     Raises:
         ArgumentError: invalid arguments.
@@ -212,6 +236,10 @@ def save(agent, directory: str, filename: str | None = None, format: str = "kera
         raise ArgumentError.invalid("format", f"one of {FORMATS + (SAVED_MODEL,)}", format)
     if not isinstance(directory, (str, os.PathLike)):
         raise ArgumentError.invalid("directory", "a directory path", directory)
+    if not isinstance(overwrite, bool):
+        raise ArgumentError.invalid("overwrite", "True or False", overwrite)
+    if is_single_file(directory, filename, format, append):
+        return _save_file(agent, os.fspath(directory), overwrite, _save_full)
     directory = os.fspath(directory)
     name = _filename(agent, filename, append)
     if format == SAVED_MODEL:
@@ -231,6 +259,8 @@ def save(agent, directory: str, filename: str | None = None, format: str = "kera
     except OSError as exc:
         raise SaveError(f"Cannot create save directory '{directory}': {exc}.") from None
     path = os.path.join(directory, name + EXTENSIONS[format])
+    if format != "checkpoint":
+        _refuse_existing(path, overwrite)
     agent._sync_weights()
     try:
         if format == "checkpoint":
@@ -262,6 +292,70 @@ def save(agent, directory: str, filename: str | None = None, format: str = "kera
     except OSError as exc:
         raise SaveError(f"Saving to '{path}' failed: {exc}.") from None
     return path
+
+
+def _refuse_existing(path: str, overwrite: bool) -> None:
+    """SaveError when `path` exists and may not be replaced (or is a directory)."""
+    if os.path.isdir(path):
+        raise SaveError(f"Cannot save to '{path}': it is a directory (give a new file path, "
+                        "or the directory to save into with a filename).")
+    if not overwrite and os.path.exists(path):
+        raise SaveError(f"Cannot save to '{path}': the file exists and overwrite=False.")
+
+
+def save_weights(agent, filepath: str, overwrite: bool = True) -> str:
+    """Writes the network weights to one HDF5 file (Keras' `model.save_weights`).
+
+    Args:
+        agent: The agent.
+        filepath: A path ending in `.weights.h5`, Keras' rule.
+        overwrite: False refuses to replace an existing file.
+
+    Returns:
+        `filepath`.
+
+    Raises:
+        ArgumentError: `filepath` does not end in `.weights.h5`.
+        SaveError: the file exists (with `overwrite=False`) or cannot be written.
+    """
+    if not isinstance(filepath, (str, os.PathLike)) or not os.fspath(filepath).endswith(
+            ".weights.h5"):
+        raise ArgumentError.invalid("filepath", "a path ending in '.weights.h5'", filepath,
+                                    where="save_weights")
+    import h5py
+
+    def write(agent, path: str) -> None:
+        with atomic_path(path) as temporary, h5py.File(temporary, "w") as file:
+            for key, variable in named_weights(agent).items():
+                file.create_dataset(key, data=_value(variable))
+
+    return _save_file(agent, os.fspath(filepath), overwrite, write)
+
+
+def _save_file(agent, path: str, overwrite: bool, write) -> str:
+    """Writes one file with `write(agent, path)`: refused if it exists (without
+    `overwrite`), parent directories created, OSError turned into SaveError."""
+    _refuse_existing(path, overwrite)
+    agent._sync_weights()
+    try:
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        write(agent, path)
+    except OSError as exc:
+        raise SaveError(f"Saving to '{path}' failed: {exc}.") from None
+    return path
+
+
+def load_weights(agent, filepath: str) -> None:
+    """Reads weights written by `save_weights` (or an `'h5'`/`'numpy'` save) into `agent`.
+
+    Raises:
+        SaveError: missing or corrupt file, or weights that do not fit the agent.
+    """
+    path = os.fspath(filepath)
+    if not os.path.isfile(path):
+        raise SaveError(f"Cannot load weights: '{path}' is not a file.")
+    _assign_weights(agent, read_weights(path, "numpy" if path.endswith(".npz") else "h5"), path)
 
 
 def _listed_checkpoints(directory: str) -> list[str]:
@@ -342,6 +436,7 @@ def _save_full(agent, path: str) -> None:
         archive.writestr("metadata.json", json.dumps(metadata, indent=2))
         archive.writestr("variables.h5", variables.getvalue())
         archive.writestr("memory.npz", memory.getvalue())
+        archive.writestr("config.json", json.dumps(KERAS_CONFIG))
 
 
 # ---------------------------------------------------------------------- load
@@ -504,7 +599,8 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
     """Loads an agent saved by `agent.save` (or a Tensorforce numpy/HDF5 checkpoint).
 
     Args:
-        directory: Checkpoint directory.
+        directory: Checkpoint directory, or one saved file (`'agent.keras'`,
+            as written by `agent.save('agent.keras')`).
         filename: File name (with or without extension; default: the newest
             checkpoint in the directory).
         format: `'keras'`, `'checkpoint'`, `'h5'`/`'hdf5'`, `'numpy'`, or
@@ -531,6 +627,8 @@ def load(directory: str | None = None, filename: str | None = None, format: str 
     if directory is None:
         raise ArgumentError.invalid("directory", "a checkpoint directory", directory)
     directory = os.fspath(directory)
+    if filename is None and os.path.isfile(directory):  # one file: `Agent.load('agent.keras')`
+        directory, filename = os.path.dirname(directory) or ".", os.path.basename(directory)
     path, found_format, spec_path = find_checkpoint(directory, filename, format)
     full = found_format in ("keras", "checkpoint")
     if full:

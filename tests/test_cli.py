@@ -1,6 +1,7 @@
 """The `kerasrl run` command line (Tensorforce's run.py flags)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -91,3 +92,49 @@ def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "kerasrl", "run", "--help"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--remote" in result.stdout
+
+
+def test_errors_are_one_line_without_traceback(capsys):
+    assert main(["run", "-a", "ppo", "-e", "NoSuchEnv-v0", "-n", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kerasrl: error: Invalid argument 'environment'")
+    assert "Traceback" not in err and err.count("\n") == 1 and "--debug" in err
+    from kerasrl.errors import KerasRLError
+
+    with pytest.raises(KerasRLError):
+        main(["run", "-a", "ppo", "-e", "NoSuchEnv-v0", "-n", "1", "--no-progress", "--debug"])
+
+
+def test_play_loads_a_saved_agent_file(tmp_path, capsys):
+    from kerasrl import Agent
+
+    path = Agent.create(agent="ppo", environment="CartPole-v1", batch_size=2).save(
+        str(tmp_path / "agent.keras"))
+    assert main(["play", "--agent", path, "--environment", "CartPole-v1", "-n", "2",
+                 "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "episode 2: return" in out and "mean return" in out
+    assert main(["play", "--agent", str(tmp_path / "missing"), "-e", "CartPole-v1"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_path_plot_has_title_axes_and_legend(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from unittest import mock
+
+    import matplotlib.axes
+
+    titles, legends = [], []
+    with mock.patch.object(matplotlib.axes.Axes, "set_title",
+                           lambda self, text, *a, **k: titles.append(text)), \
+            mock.patch.object(matplotlib.axes.Axes, "legend",
+                              lambda self, *a, **k: legends.append(k.get("handles"))):
+        assert main(["run", "-a", "random", "-e", "CartPole-v1", "-n", "2", "--evaluate", "0",
+                     "--no-progress", "--path", str(tmp_path / "run")]) == 0
+    assert titles == ["random on CartPole-v1"]
+    assert [h.get_label() for h in legends[0]] == ["episode return",
+                                                   "episode length (timesteps)"]
+    assert os.path.getsize(tmp_path / "run.png") > 0

@@ -50,6 +50,7 @@ PAGES_WITH_CODE = (
     "security.md",
     "migrating-from-tensorforce.md",
     "recurrent.md",
+    "keras-habits.md",
 )
 
 _FENCE = re.compile(

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -575,6 +575,113 @@ class Agent:
             parts.append(f"{role}:\n" + "\n".join(lines))
         return "\n\n".join(parts)
 
+    def current_learning_rate(self) -> float | None:
+        """The main optimizer's learning rate at the current counters (schedules applied).
+
+        Returns:
+            A float, or None for agents without an optimizer.
+        """
+        spec = getattr(self, "optimizer_spec", None)
+        if spec is None:
+            return None
+        counters = {"timesteps": self.timesteps, "episodes": self.episodes,
+                    "updates": self.updates}
+        return float(spec.learning_rate.value(counters))
+
+    def summary(self, print_fn: Callable[[str], Any] | None = None) -> None:
+        """Prints the agent as Keras prints a model: spaces, hyper-parameters, networks.
+
+        Args:
+            print_fn: Called with each block of text (default `print`).
+
+        Example:
+
+        >>> agent = Agent.create(agent='ppo', environment='CartPole-v1', batch_size=4)
+        >>> lines = []
+        >>> agent.summary(print_fn=lines.append)
+        >>> lines[0]
+        "Agent 'ppo'"
+        >>> 'Trainable parameters' in lines[-1]
+        True
+        """
+        import keras
+
+        from kerasrl import backend as kbackend
+
+        print_fn = print_fn or print
+        print_fn(f"Agent '{self.agent_type}'")
+        spec = self.get_config()
+        print_fn(f"Backend: {kbackend.name()} (Keras {keras.__version__})")
+        for kind, specs in (("States", self.states_spec), ("Actions", self.actions_spec)):
+            rows = [f"  {name}: {spec.get_config()}" for name, spec in specs.items()]
+            print_fn(f"{kind}:\n" + "\n".join(rows))
+        scalar = {key: value for key, value in spec.items()
+                  if key not in ("agent", "states", "actions") and value is not None
+                  and not isinstance(value, (dict, list))}
+        nested = sorted(key for key, value in spec.items()
+                        if key not in ("states", "actions") and isinstance(value, (dict, list)))
+        print_fn("Hyper-parameters:\n" + "\n".join(
+            [f"  {key} = {value!r}" for key, value in sorted(scalar.items())]
+            + [f"  {key} = {spec[key]!r}" for key in nested]))
+        print_fn(self.get_architecture())
+        models = self._models()
+        weights = {id(w): w for model in models.values() for w in model.weights}
+        trainable = {id(w) for model in models.values() for w in model.trainable_weights}
+        counts = [int(np.prod(w.shape)) for w in weights.values()]
+        total = sum(counts)
+        trained = sum(int(np.prod(w.shape)) for key, w in weights.items() if key in trainable)
+        print_fn(f"Total parameters: {total:,}  Trainable parameters: {trained:,}")
+
+    def predict(self, observations: Any, deterministic: bool = True, action_masks: Any = None,
+                internals: Any = None) -> Any:
+        """Actions for a batch of observations, nothing recorded (Keras' and SB3's `predict`).
+
+        One compiled act for the whole batch, as `act(..., independent=True)`.
+
+        Args:
+            observations: A batch of states (an array with a leading batch
+                axis, or a dict of such arrays for named states); an unbatched
+                state gives an unbatched action, as `act` does.
+            deterministic: The mode (argmax/mean) if True, else a sample.
+            action_masks: Allowed values of int actions: a bool array
+                `(batch, *shape, num_values)` for a single action, or
+                `{action_name: array}`.
+            internals: Recurrent policies: the internal state (see `act`);
+                then `(actions, internals)` is returned.
+
+        Returns:
+            The actions (numpy arrays, a dict for named actions).
+
+        Raises:
+            InputError: malformed observations or masks.
+
+        Example:
+
+        >>> import numpy as np
+        >>> agent = Agent.create(agent='ppo', environment='CartPole-v1', batch_size=4)
+        >>> agent.predict(np.zeros((3, 4), np.float32)).shape
+        (3,)
+        >>> agent.predict(np.zeros((2, 4)), action_masks=np.array([[True, False]] * 2)).tolist()
+        [0, 0]
+        """
+        states = dict(observations) if isinstance(observations, Mapping) else {
+            self.states_spec.singleton_name: observations} if self.states_spec.singleton else (
+            observations)
+        if action_masks is not None:
+            if not isinstance(action_masks, Mapping):
+                if not self.actions_spec.singleton:
+                    raise InputError.invalid(
+                        "action_masks", f"a dict {{action: mask}} for the actions "
+                        f"{list(self.actions_spec)}", action_masks, "predict")
+                action_masks = {self.actions_spec.singleton_name: action_masks}
+            if not isinstance(states, Mapping):
+                raise InputError.invalid("observations", "a dict of named states when "
+                                         "action_masks are given", observations, "predict")
+            for name, mask in action_masks.items():
+                states[f"{name}_mask"] = mask
+        return self.act(states, internals=internals, independent=True,
+                        deterministic=deterministic)
+
     @staticmethod
     def get_available_summaries() -> list[str]:
         """The labels that `summarizer=dict(..., labels=[...])` accepts."""
@@ -1115,11 +1222,13 @@ class Agent:
 
     # ------------------------------------------------------------------ saving
     def save(self, directory: str, filename: str | None = None, format: str = "keras",
-             append: str | None = None) -> str:
+             append: str | None = None, overwrite: bool = True) -> str:
         """Saves the agent (see `kerasrl.saving`); returns the checkpoint path.
 
         Args:
-            directory: Target directory (created if needed).
+            directory: Target directory (created if needed), or a path ending
+                in `.keras` (`agent.save('agent.keras')`, as Keras): the full
+                archive is then that one zip file.
             filename: Base name (default `config['name']`, i.e. `'agent'`).
             format: `'keras'` (full checkpoint, resumes training exactly),
                 `'checkpoint'` (the same, under Tensorforce's file names
@@ -1130,10 +1239,60 @@ class Agent:
                 SavedModel for `tf.saved_model.load`, not loadable as an agent;
                 returns its directory).
             append: `'timesteps'`, `'episodes'` or `'updates'`: add `-<counter>`.
+            overwrite: False refuses to replace an existing file.
         """
         from kerasrl import saving
 
-        return saving.save(self, directory, filename=filename, format=format, append=append)
+        return saving.save(self, directory, filename=filename, format=format, append=append,
+                           overwrite=overwrite)
+
+    def save_weights(self, filepath: str, overwrite: bool = True) -> str:
+        """Writes the network weights to one `.weights.h5` file (Keras' `save_weights`)."""
+        from kerasrl import saving
+
+        return saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath: str) -> None:
+        """Reads weights written by `save_weights` (shapes and finiteness checked)."""
+        from kerasrl import saving
+
+        saving.load_weights(self, filepath)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The network weights as numpy arrays, in `kerasrl.saving.named_weights` order."""
+        import keras
+
+        from kerasrl.saving import named_weights
+
+        self._sync_weights()
+        return [keras.ops.convert_to_numpy(v.value) for v in named_weights(self).values()]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Sets the network weights from a list like `get_weights()` returns.
+
+        Raises:
+            ArgumentError: wrong number of arrays, a wrong shape, or non-finite values.
+        """
+        from kerasrl.saving import named_weights
+
+        variables = named_weights(self)
+        if not isinstance(weights, Sequence) or len(weights) != len(variables):
+            raise ArgumentError.invalid("weights", f"a list of {len(variables)} arrays "
+                                        "(as get_weights() returns)", weights, "set_weights")
+        arrays = []
+        for (name, variable), value in zip(variables.items(), weights, strict=True):
+            array = np.asarray(value)
+            if array.shape != tuple(variable.shape):
+                raise ArgumentError.invalid(f"weights['{name}']",
+                                            f"an array of shape {tuple(variable.shape)}",
+                                            f"shape {array.shape}", "set_weights")
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ArgumentError.invalid(f"weights['{name}']", "finite values",
+                                            "NaN or inf", "set_weights")
+            arrays.append(array)
+        for variable, array in zip(variables.values(), arrays, strict=True):
+            variable.assign(array.astype(variable.dtype))
+        self._weights_loaded()
 
     @classmethod
     def load(cls, directory: str | None = None, filename: str | None = None,

@@ -5,8 +5,9 @@
 all of them. Otherwise the environments are stepped in turn, one `act`/
 `observe` per environment, as Tensorforce did.
 
-A `rich` progress bar shows the mean return, the episode length, environment
-steps per second and the share of time spent inside the agent.
+A progress display (`kerasrl.execution.progress`: a bar on a terminal, plain
+lines in logs) shows the mean return, environment steps per second, the
+episode length and the share of time spent inside the agent.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from kerasrl.errors import ArgumentError
+from kerasrl.execution.progress import Progress
 from kerasrl.specs import flatten
 
 #: The per-episode statistics: `runner.episode_<name>` and `runner.evaluation_<name>` lists.
@@ -34,52 +36,6 @@ def _flat_actions(actions: Any, agent) -> dict:
     if agent.actions_spec.singleton:
         return {agent.actions_spec.singleton_name: actions}
     return flatten(actions)
-
-
-class _Progress:
-    """A rich progress bar with RL statistics (no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int | None, unit: str, description: str):
-        self.enabled = enabled
-        self._last = 0.0
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(unit),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[stats]}"),
-            refresh_per_second=4,
-        )
-        self.task = self.progress.add_task(description, total=total, stats="")
-        self.progress.start()
-
-    def update(self, completed: Callable[[], int], stats: Callable[[], str],
-               force: bool = False) -> None:
-        """Redraws at most every 0.2 s; `completed` and `stats` are called only then."""
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if force or now - self._last > 0.2:
-            self._last = now
-            self.progress.update(self.task, completed=completed(), stats=stats())
-
-    def close(self) -> None:
-        if self.enabled:
-            self.progress.stop()
-            self.enabled = False
 
 
 class Runner:
@@ -592,7 +548,7 @@ class Runner:
         else:
             total, unit = num_updates, "updates"
         self._progress_unit = unit
-        self._progress = _Progress(
+        self._progress = Progress(
             bool(use_tqdm), total, unit, "evaluate" if evaluation else "train"
         )
         if self._keras is not None:
@@ -643,10 +599,10 @@ class Runner:
         elapsed = max(time.perf_counter() - self._start, 1e-9)
         parts = []
         if returns:
-            recent = returns[-self._mean_horizon:]
-            parts.append(f"return {np.mean(recent):.1f}")
-            parts.append(f"len {np.mean(lengths[-self._mean_horizon:]):.0f}")
+            parts.append(f"return {np.mean(returns[-self._mean_horizon:]):.1f}")
         parts.append(f"{self.timesteps / elapsed:,.0f} steps/s")
+        if lengths:
+            parts.append(f"len {np.mean(lengths[-self._mean_horizon:]):.0f}")
         parts.append(f"agent {100 * self._agent_seconds / elapsed:.0f}%")
         return "  ".join(parts)
 
