@@ -5,6 +5,8 @@ Sessions:
 - `tests-jax`, `tests-tensorflow`, `tests-torch`: the whole suite with
   `KERAS_BACKEND` set to that backend (each in its own virtualenv).
 
+- `atari` (not run by default): the Atari tests and examples with the extra
+  `kerasrl[atari]` installed (elsewhere they are skipped, saying so).
 - `benchmark_recurrent` (not run by default): `benchmarks/recurrent.py`,
   kerasrl's recurrent PPO on JAX against sb3-contrib's `RecurrentPPO`, in one
   virtualenv with both (`.[jax,peers]`).
@@ -38,6 +40,16 @@ def tests(session: nox.Session, backend: str) -> None:
         env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
              "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""},
     )
+
+
+@nox.session
+def atari(session: nox.Session) -> None:
+    """The Atari tests and examples (extra `kerasrl[atari]`), on JAX."""
+    session.install("-e", ".[dev,jax,atari]")
+    session.run("pytest", "-q", "tests/environments/test_atari.py",
+                "tests/examples/test_examples.py", "-k", "atari", *session.posargs,
+                env={"KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu",
+                     "CUDA_VISIBLE_DEVICES": "", "KERASRL_REQUIRE_ATARI": "1"})
 
 
 BENCHMARK_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}

@@ -25,6 +25,12 @@ import os
 import sys
 from typing import Any
 
+#: The convolutional network of the Nature DQN paper (Mnih et al., 2015), for 84x84x4 frames.
+NATURE_CNN = [dict(type="conv2d", size=32, window=8, stride=4, padding="valid"),
+              dict(type="conv2d", size=64, window=4, stride=2, padding="valid"),
+              dict(type="conv2d", size=64, window=3, stride=1, padding="valid"),
+              dict(type="flatten"), dict(type="dense", size=512)]
+
 PRESETS: dict[str, dict[str, Any]] = {
     # PPO with the RL-Zoo CartPole settings (see docs/algorithms/ppo.md).
     "ppo-cartpole": dict(
@@ -39,6 +45,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         discount=0.98,
         gae_decay=0.8,
         baseline="auto",
+        baseline_optimizer=0.5,
+        advantage_processing="normalize",
+        max_grad_norm=0.5,
+    ),
+    # PPO with CleanRL's ppo_atari.py settings, for `--environment atari --level ALE/...`
+    # with --num-parallel 8 (see docs/atari.md): the Nature-DQN convolutional network,
+    # rollouts of 8 x 128 steps, 4 epochs of 4 minibatches.
+    "ppo-atari": dict(
+        agent="ppo",
+        network=NATURE_CNN,
+        update=dict(unit="timesteps", batch_size=1024),
+        multi_step=16,
+        subsampling_fraction=0.25,
+        learning_rate=2.5e-4,
+        likelihood_ratio_clipping=0.1,
+        entropy_regularization=0.01,
+        discount=0.99,
+        gae_decay=0.95,
+        baseline=NATURE_CNN,
         baseline_optimizer=0.5,
         advantage_processing="normalize",
         max_grad_norm=0.5,
@@ -160,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(gymnasium's RecordVideo, needs moviepy).")
     play.add_argument("-a", "--agent", required=True, metavar="PATH",
                       help="the saved agent: a directory, or a file such as agent.keras")
-    play.add_argument("-e", "--environment", required=True, help="gymnasium id")
+    play.add_argument("-e", "--environment", required=True,
+                      help="gymnasium id, or an environment type such as 'atari'")
+    play.add_argument("-l", "--level", help="the gymnasium id of --environment 'atari'/'gym'")
     play.add_argument("-n", "--episodes", type=int, default=1, help="episodes (default 1)")
     play.add_argument("--record-video", metavar="DIR", help="write a video of each episode")
     play.add_argument("--visualize", action="store_true", help="render in a window")
@@ -287,6 +314,8 @@ def _play(args: argparse.Namespace) -> int:
         raise ArgumentError.invalid("--episodes", "a positive int", args.episodes)
     agent = Agent.load(args.agent)
     environment: dict = dict(environment=args.environment)
+    if args.level is not None:
+        environment["level"] = args.level
     if args.record_video:
         environment["visualize_directory"] = args.record_video
     if args.visualize:

@@ -93,6 +93,7 @@ from kerasrl.layers import (
     Cast,
     Clipping,
     Flatten,
+    Image,
     Reshape,
     Retrieve,
 )
@@ -810,6 +811,11 @@ class NetworkBuilder:
                 info = current.info.reshaped(tuple(output.shape[1:]))
             elif isinstance(layer, _VALUE_LAYERS):
                 info = current.info
+            elif isinstance(layer, Image) and current.info.min_value is not None and \
+                    current.info.max_value is not None:
+                low, high = layer.output_bounds(current.info.min_value, current.info.max_value,
+                                                tuple(output.shape[1:]))
+                info = replace(current.info, min_value=low, max_value=high)
         return _Tensor(output, info)
 
     @staticmethod

@@ -469,7 +469,7 @@ def test_register_twice_and_reuse_unknown():
         build_network([dict(type="reuse", layer="nothing")], VECTOR)
 
 
-@pytest.mark.parametrize("key", ["deltafier", "sequence", "image"])
+@pytest.mark.parametrize("key", ["deltafier", "sequence"])
 def test_unsupported_layer_types(key):
     with pytest.raises(ArgumentError, match=f"'{key}'.*not supported yet"):
         build_network([dict(type=key, size=4, horizon=2)], VECTOR)

@@ -48,14 +48,16 @@ GYMNASIUM_KEYS = ("gym", "gymnasium", "openai_gym", "default")
 ENVIRONMENTS: dict[str, str] = {
     **{key: "kerasrl.environments.gymnasium.GymnasiumEnvironment" for key in GYMNASIUM_KEYS},
     "custom_cartpole": "kerasrl.environments.cartpole.CartPole",
+    "atari": "kerasrl.environments.atari.AtariEnvironment",
 }
 #: Tensorforce's adapters that kerasrl does not provide: registry keys and
 #: class names, each with the reason and what to use instead.
 UNSUPPORTED_ENVIRONMENTS: dict[tuple[str, ...], str] = {
     ("ale", "arcade_learning_environment", "ArcadeLearningEnvironment"): (
-        "Atari games are gymnasium environments through ale-py: `pip install ale-py`, then "
-        "Environment.create('ALE/Breakout-v5') (a gymnasium id, with gymnasium's own "
-        "frame skip, sticky actions and life handling)"),
+        "Atari games are gymnasium environments through ale-py: `pip install "
+        "'kerasrl[atari]'`, then Environment.create('atari', level='ALE/Breakout-v5') "
+        "(preprocessed and frame-stacked, see kerasrl.environments.atari) or "
+        "Environment.create('ALE/Breakout-v5') (raw frames)"),
     ("retro", "openai_retro", "OpenAIRetro"): (
         "gym-retro is unmaintained and needs Python <= 3.8 and gym < 0.26; stable-retro's "
         "environments are gymnasium envs: pass one (or its id) to Environment.create"),

@@ -25,6 +25,7 @@ from kerasrl.layers.base import NONLINEARITIES
 from kerasrl.layers.convolution import Conv1d, Conv1dTranspose, Conv2d, Conv2dTranspose
 from kerasrl.layers.dense import Dense, Linear
 from kerasrl.layers.embedding import Embedding
+from kerasrl.layers.image import Image
 from kerasrl.layers.misc import (
     Activation,
     Cast,
@@ -58,6 +59,7 @@ LAYERS = {
     "dropout": dropout,
     "embedding": Embedding,
     "exponential_normalization": ExponentialNormalization,
+    "image": Image,
     "flatten": Flatten,
     "function": Function,
     "gru": gru,
@@ -81,7 +83,7 @@ LAYERS = {
 STRUCTURAL_TYPES = ("block", "register", "retrieve", "reuse")
 
 #: Tensorforce layer types that kerasrl does not support yet.
-UNSUPPORTED_TYPES = ("deltafier", "image", "sequence")
+UNSUPPORTED_TYPES = ("deltafier", "sequence")
 
 __all__ = [
     "LAYERS",
@@ -101,6 +103,7 @@ __all__ = [
     "ExponentialNormalization",
     "Flatten",
     "Function",
+    "Image",
     "InputRnn",
     "InstanceNormalization",
     "Linear",

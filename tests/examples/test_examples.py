@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,7 +15,12 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 ARGUMENTS = {
     "ppo_cartpole.py": ["--timesteps", "2048", "--quiet"],
+    "atari_ppo.py": ["--timesteps", "256", "--num-parallel", "2", "--batch-size", "128",
+                     "--quiet"],
+    "atari_dqn.py": ["--timesteps", "600", "--memory", "1000", "--quiet"],
 }
+#: Examples that need the extra kerasrl[atari]: run by `nox -s atari`, skipped elsewhere.
+HAVE_ATARI = all(importlib.util.find_spec(name) for name in ("ale_py", "cv2"))
 
 
 def _run(script: str) -> str:
@@ -31,6 +37,10 @@ def _run(script: str) -> str:
     "script", sorted(path.name for path in EXAMPLES.glob("*.py"))
 )
 def test_example_runs(script):
+    if script.startswith("atari_") and not HAVE_ATARI and \
+            os.environ.get("KERASRL_REQUIRE_ATARI") != "1":
+        pytest.skip("needs the extra kerasrl[atari] (ale-py, opencv-python-headless); "
+                    "`nox -s atari` runs it")
     _run(script)
 
 

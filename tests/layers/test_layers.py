@@ -52,6 +52,8 @@ CASES = [
     ("conv1d", dict(size=4), SEQUENCE, (6, 4)),
     ("conv1d", dict(size=4, window=2, stride=2, padding="valid"), SEQUENCE, (3, 4)),
     ("conv2d", dict(size=4, stride=2), IMAGE, (4, 4, 4)),
+    ("image", dict(height=4, width=6, grayscale=True), IMAGE, (4, 6, 1)),
+    ("image", dict(grayscale=[0.5, 0.25, 0.25]), IMAGE, (8, 8, 1)),
     ("conv2d", dict(size=4, window=(3, 1), dilation=2), IMAGE, (8, 8, 4)),
     ("conv1d_transpose", dict(size=4, stride=2), SEQUENCE, (12, 4)),
     ("conv2d_transpose", dict(size=2, stride=2, output_shape=(16, 16)), IMAGE, (16, 16, 2)),
