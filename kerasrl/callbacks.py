@@ -223,9 +223,7 @@ class CallbackList:
                  history: History | None = None):
         if callbacks is None:
             callbacks = []
-        elif isinstance(callbacks, Callback):
-            callbacks = [callbacks]
-        elif not isinstance(callbacks, Iterable) or _is_keras_callback(callbacks):
+        elif not isinstance(callbacks, Iterable):  # one callback, of either kind
             callbacks = [callbacks]
         from kerasrl.errors import ArgumentError
 

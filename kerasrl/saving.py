@@ -275,18 +275,12 @@ def save(agent, directory: str, filename: str | None = None, format: str = "kera
         if format == "keras":
             _save_full(agent, path)
         else:
-            arrays = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v)
-                      for k, v in ((k, _value(v)) for k, v in named_weights(agent).items())}
+            arrays = weight_arrays(agent)
             if format == "numpy":
                 with atomic_path(path) as temporary, open(temporary, "wb") as file:
                     np.savez(file, **arrays)
             else:
-                import h5py
-
-                with atomic_path(path) as temporary:
-                    with h5py.File(temporary, "w") as file:
-                        for key, value in arrays.items():
-                            file.create_dataset(key, data=value)
+                _write_h5(path, arrays)
         _write_json(os.path.join(directory, name.rsplit("-", 1)[0] if append else name) + ".json",
                     agent.get_config())
     except OSError as exc:
@@ -322,14 +316,17 @@ def save_weights(agent, filepath: str, overwrite: bool = True) -> str:
             ".weights.h5"):
         raise ArgumentError.invalid("filepath", "a path ending in '.weights.h5'", filepath,
                                     where="save_weights")
+    return _save_file(agent, os.fspath(filepath), overwrite,
+                      lambda agent, path: _write_h5(path, weight_arrays(agent)))
+
+
+def _write_h5(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Writes `{name: array}` atomically to an HDF5 file, one dataset per name."""
     import h5py
 
-    def write(agent, path: str) -> None:
-        with atomic_path(path) as temporary, h5py.File(temporary, "w") as file:
-            for key, variable in named_weights(agent).items():
-                file.create_dataset(key, data=_value(variable))
-
-    return _save_file(agent, os.fspath(filepath), overwrite, write)
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as file:
+        for key, value in arrays.items():
+            file.create_dataset(key, data=value)
 
 
 def _save_file(agent, path: str, overwrite: bool, write) -> str:
@@ -398,6 +395,11 @@ def _next_checkpoint_number(directory: str, name: str) -> int:
     pattern = re.compile(re.escape(name) + r"-(\d+)\.index$")
     numbers = [int(m[1]) for entry in os.listdir(directory) if (m := pattern.match(entry))]
     return max(numbers, default=0) + 1
+
+
+def weight_arrays(agent) -> dict[str, np.ndarray]:
+    """The network weights of `agent` as `{stable name: numpy array}` (`named_weights` order)."""
+    return {name: _value(variable) for name, variable in named_weights(agent).items()}
 
 
 def _value(variable) -> np.ndarray:

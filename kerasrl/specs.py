@@ -184,6 +184,37 @@ class ValueSpec:
         hi = np.asarray(self.max_value)
         return bool(np.all(np.abs(lo) < BOUND_INFINITY) and np.all(np.abs(hi) < BOUND_INFINITY))
 
+    def sample(self, rng: np.random.Generator, batch_shape: tuple[int, ...] = (),
+               mask: np.ndarray | None = None) -> np.ndarray:
+        """Uniformly random values of the spec (the `random` agent's actions).
+
+        bool: fair coins; int: uniform over the values (over the allowed ones
+        with a `mask`); float with bounds: uniform between them; unbounded
+        float: standard normal.
+
+        Args:
+            rng: The NumPy generator to draw from.
+            batch_shape: Leading axes before the spec's shape.
+            mask: For int specs, a bool array `batch_shape + shape + (num_values,)`.
+
+        Returns:
+            An array of shape `batch_shape + shape`.
+        """
+        shape = tuple(batch_shape) + self.shape
+        if self.type == "bool":
+            return rng.random(shape) < 0.5
+        if self.type == "int":
+            if mask is None:
+                return rng.integers(0, self.num_values, size=shape)
+            # Uniform over allowed values: argmax of random keys on allowed entries.
+            keys = np.where(mask, rng.random(mask.shape), -1.0)
+            return keys.argmax(axis=-1).astype(np.int64)
+        if self.min_value is not None:
+            lo = np.asarray(self.min_value, np.float32)
+            hi = np.asarray(self.max_value, np.float32)
+            return (lo + (hi - lo) * rng.random(shape)).astype(np.float32)
+        return rng.standard_normal(shape).astype(np.float32)
+
     def get_config(self) -> dict:
         """Returns the spec as a JSON-serializable dict."""
         config: dict[str, Any] = {"type": self.type, "shape": list(self.shape)}

@@ -1260,12 +1260,10 @@ class Agent:
 
     def get_weights(self) -> list[np.ndarray]:
         """The network weights as numpy arrays, in `kerasrl.saving.named_weights` order."""
-        import keras
-
-        from kerasrl.saving import named_weights
+        from kerasrl.saving import weight_arrays
 
         self._sync_weights()
-        return [keras.ops.convert_to_numpy(v.value) for v in named_weights(self).values()]
+        return list(weight_arrays(self).values())
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Sets the network weights from a list like `get_weights()` returns.

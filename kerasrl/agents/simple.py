@@ -54,26 +54,8 @@ class RandomAgent(Agent):
 
     def _act_batch(self, states, masks, slots, independent, deterministic):
         size = next(iter(states.values())).shape[0]
-        actions = {}
-        for name, spec in self.actions_spec.items():
-            shape = (size,) + spec.shape
-            if spec.type == "bool":
-                actions[name] = self._rng.random(shape) < 0.5
-            elif spec.type == "int":
-                mask = masks.get(name)
-                if mask is None:
-                    actions[name] = self._rng.integers(0, spec.num_values, size=shape)
-                else:
-                    # Uniform over allowed values: argmax of random keys on allowed entries.
-                    keys = np.where(mask, self._rng.random(mask.shape), -1.0)
-                    actions[name] = keys.argmax(axis=-1).astype(np.int64)
-            elif spec.min_value is not None:
-                lo = np.asarray(spec.min_value, np.float32)
-                hi = np.asarray(spec.max_value, np.float32)
-                actions[name] = (lo + (hi - lo) * self._rng.random(shape)).astype(np.float32)
-            else:
-                actions[name] = self._rng.standard_normal(shape).astype(np.float32)
-        return actions
+        return {name: spec.sample(self._rng, (size,), masks.get(name))
+                for name, spec in self.actions_spec.items()}
 
 
 class ConstantAgent(Agent):

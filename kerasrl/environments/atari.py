@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from kerasrl.environments.gymnasium import GymnasiumEnvironment
+from kerasrl.environments.gymnasium import GymnasiumEnvironment, render_options
 from kerasrl.errors import ArgumentError, NotSupportedError
 from kerasrl.validation import check_int
 
@@ -107,19 +107,14 @@ class AtariEnvironment(GymnasiumEnvironment):
                  frame_skip: int = 4, noop_max: int = 30, terminal_on_life_loss: bool = False,
                  visualize: bool = False, visualize_directory: str | None = None,
                  **kwargs: Any):
-        render = {"render_mode": "human"} if visualize else (
-            {"render_mode": "rgb_array"} if visualize_directory is not None else {})
+        render = render_options(visualize, visualize_directory, "AtariEnvironment")
         self._atari = dict(level=level, frame_stack=frame_stack, screen_size=screen_size,
                            frame_skip=frame_skip, noop_max=noop_max,
                            terminal_on_life_loss=terminal_on_life_loss)
-        env = make_atari(**self._atari, **render)
-        if visualize_directory is not None:
-            import gymnasium as gym
-
-            from kerasrl.environments.gymnasium import _record_video
-
-            env = _record_video(gym, env, visualize_directory)
-        super().__init__(env, **kwargs)
+        # The window or the video recorder comes from the render mode given to make;
+        # GymnasiumEnvironment wraps an instance in RecordVideo for visualize_directory.
+        super().__init__(make_atari(**self._atari, **render),
+                         visualize_directory=visualize_directory, **kwargs)
 
     def get_config(self) -> dict:
         """A spec that recreates the environment (`Environment.create(**config)`)."""

@@ -205,20 +205,6 @@ def _same(a: Any, b: Any) -> bool:
     return bool(np.array_equal(np.asarray(a), np.asarray(b)))
 
 
-def _random_action(spec: Any, rng: np.random.Generator) -> Any:
-    """A uniformly random value of one action spec (normal where a float is unbounded)."""
-    shape = tuple(spec.shape)
-    if spec.type == "int":
-        value = rng.integers(spec.num_values, size=shape)
-    elif spec.type == "bool":
-        value = rng.random(shape) < 0.5
-    elif spec.min_value is not None and spec.max_value is not None:
-        value = rng.uniform(spec.min_value, spec.max_value, size=shape).astype(np.float32)
-    else:
-        value = rng.standard_normal(shape).astype(np.float32)
-    return value[()] if shape == () else value
-
-
 def _check_kerasrl(env: Any, steps: int) -> list[str]:
     """A Tensorforce-style environment, through the validation the Runner applies."""
     from kerasrl.environments.environment import EnvironmentWrapper
@@ -229,7 +215,7 @@ def _check_kerasrl(env: Any, steps: int) -> list[str]:
         specs = wrapped.actions_spec
         wrapped.reset()
         for _ in range(steps):
-            actions = {name: _random_action(spec, rng) for name, spec in specs.items()}
+            actions = {name: spec.sample(rng)[()] for name, spec in specs.items()}
             _, terminal, _ = wrapped.execute(
                 actions[specs.singleton_name] if specs.singleton else actions)
             if terminal:

@@ -358,6 +358,28 @@ def _record_video(gym: Any, environment: Any, directory: Any) -> Any:
             directory, where="GymnasiumEnvironment") from None
 
 
+def render_options(visualize: bool, visualize_directory: Any, where: str) -> dict:
+    """The `gymnasium.make` render arguments for `visualize` / `visualize_directory`.
+
+    Returns:
+        `{'render_mode': 'human'}` to show a window, `{'render_mode':
+        'rgb_array'}` to record videos, or `{}`.
+
+    Raises:
+        ArgumentError: both given, or a directory that is not a path.
+    """
+    if visualize_directory is not None:
+        if visualize:
+            raise ArgumentError.invalid("visualize_directory",
+                                        "None with visualize=True (one render mode)",
+                                        visualize_directory, where=where)
+        if not isinstance(visualize_directory, (str, os.PathLike)):
+            raise ArgumentError.invalid("visualize_directory", "a directory path",
+                                        visualize_directory, where=where)
+        return {"render_mode": "rgb_array"}
+    return {"render_mode": "human"} if visualize else {}
+
+
 class GymnasiumEnvironment(Environment):
     """A gymnasium environment as a kerasrl `Environment`.
 
@@ -424,14 +446,7 @@ class GymnasiumEnvironment(Environment):
                                             import_modules, where=where)
             for module in modules:
                 registry.import_module(module, "import_modules")
-        if visualize_directory is not None:
-            if visualize:
-                raise ArgumentError.invalid("visualize_directory",
-                                            "None with visualize=True (one render mode)",
-                                            visualize_directory, where=where)
-            if not isinstance(visualize_directory, (str, os.PathLike)):
-                raise ArgumentError.invalid("visualize_directory", "a directory path",
-                                            visualize_directory, where=where)
+        render_kwargs = render_options(visualize, visualize_directory, where)
         _check_bounds_options(min_value, max_value, where)
         if isinstance(drop_states_indices, int):
             drop_states_indices = [drop_states_indices]
@@ -443,9 +458,6 @@ class GymnasiumEnvironment(Environment):
         self.drop_states_indices = drop_states_indices
         self._seed = seed
         self._gym_kwargs = dict(gym_kwargs)
-        render_kwargs = {"render_mode": "human"} if visualize else {}
-        if visualize_directory is not None:
-            render_kwargs = {"render_mode": "rgb_array"}
         if isinstance(level, str):
             level_id = gymnasium_id(level)
             if level_id is None:
